@@ -1,0 +1,120 @@
+# Herald's build. Everything a fresh machine needs is built or installed here
+# and cached under bin/: `make test` and `make demo` work from a clean clone.
+
+IMG ?= ghcr.io/heraldiot/herald:dev
+
+LOCALBIN := $(abspath bin)
+ENVTEST_DIR := $(LOCALBIN)/k8s
+export KUBEBUILDER_ASSETS := $(ENVTEST_DIR)
+
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+STATICCHECK_VERSION ?= v0.8.2
+CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+STATICCHECK := $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
+# The kubectl on PATH talks to your cluster; the one we build talks to envtest.
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(ENVTEST_DIR)/kubectl)
+
+GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the API and controller markers.
+	$(CONTROLLER_GEN) rbac:roleName=herald-manager crd paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify-generated
+verify-generated: $(CONTROLLER_GEN) ## Fail if `make manifests generate` would change checked-in files.
+	@hack/verify-generated.sh "$(MAKE)"
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -s -w $$(git ls-files '*.go')
+
+.PHONY: verify-fmt
+verify-fmt: ## Fail if gofmt would change a file.
+	@out="$$(gofmt -s -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: vet $(STATICCHECK) ## Run go vet and staticcheck.
+	$(STATICCHECK) ./...
+
+.PHONY: test
+test: verify-generated verify-fmt vet envtest-bin broker ## Run every test against a real apiserver and mosquitto.
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: broker ## Run the benchmarks.
+	go test -run '^$$' -bench . -benchmem ./...
+
+##@ Test environment
+
+.PHONY: envtest-bin
+envtest-bin: ## Build kube-apiserver, kubectl and etcd from the module proxy into bin/k8s.
+	@hack/build-envtest.sh "$(ENVTEST_DIR)"
+
+.PHONY: broker
+broker: ## Make sure mosquitto 2.x is installed (from apt when missing).
+	@hack/ensure-mosquitto.sh
+
+##@ Build
+
+.PHONY: build
+build: manifests generate ## Build the manager and the command-line tools into bin/.
+	go build -o $(LOCALBIN)/manager .
+	go build -o $(LOCALBIN)/ ./cmd/...
+
+.PHONY: demo
+demo: ## Run the end-to-end demo (not ready yet).
+	@echo "make demo is not ready yet: it arrives with the fleet simulator (issue 5)." >&2
+	@exit 1
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs (and every Herald object) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy CRDs, RBAC and the manager image $(IMG) to the current cluster.
+	@mkdir -p $(LOCALBIN)/deploy
+	@printf 'resources:\n- ../../config/default\nimages:\n- name: controller\n  newName: %s\n' "$(IMG)" >$(LOCALBIN)/deploy/kustomization.yaml
+	$(KUBECTL) apply -k $(LOCALBIN)/deploy
+
+.PHONY: undeploy
+undeploy: ## Remove what `make deploy` created.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/controller-gen $@
+
+$(STATICCHECK):
+	GOBIN=$(LOCALBIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(LOCALBIN)/staticcheck $@

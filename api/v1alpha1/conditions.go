@@ -1,0 +1,29 @@
+package v1alpha1
+
+// Condition types. Ready, Reconciling and Stalled follow kstatus so that
+// kubectl wait, Argo CD and Flux read Herald's objects without custom health
+// checks; the others are specific to Herald.
+const (
+	// ConditionReady is True when the object has reached the state its spec asks for.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the controller is working towards the spec.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when retrying cannot make progress without a spec change.
+	ConditionStalled = "Stalled"
+	// ConditionBrokerConnected is True while the fleet's MQTT session is up.
+	ConditionBrokerConnected = "BrokerConnected"
+)
+
+// Condition reasons shared by both kinds.
+const (
+	// ReasonConnected means the MQTT session with the broker is established.
+	ReasonConnected = "Connected"
+	// ReasonConnecting means the controller is (re)establishing the MQTT session.
+	ReasonConnecting = "Connecting"
+	// ReasonConnectFailed means the broker refused or could not be reached.
+	ReasonConnectFailed = "ConnectFailed"
+	// ReasonInvalidCredentials means a referenced Secret is missing or malformed.
+	ReasonInvalidCredentials = "InvalidCredentials"
+	// ReasonSynced means the fleet's device state was rebuilt from the broker.
+	ReasonSynced = "Synced"
+)
