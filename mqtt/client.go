@@ -1,0 +1,598 @@
+package mqtt
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/heraldiot/herald/mqtt/packet"
+)
+
+// Client is an MQTT client holding one session. Its methods are safe for
+// concurrent use.
+type Client struct {
+	opts  Options
+	log   logr.Logger
+	store Store
+
+	ctx    context.Context // ends at Disconnect
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	conn     *conn // nil while disconnected
+	started  bool  // supervisor and dispatcher running
+	closed   bool
+	gen      uint64
+	clientID string
+	connack  *Connack
+
+	// Outbound flows, by packet identifier.
+	pending   map[uint16]*pending
+	freeList  []*pending
+	nextID    uint16
+	inflight  int           // QoS 1 and 2 publishes in flight
+	quota     int           // the server's Receive Maximum
+	quotaFree chan struct{} // a slot freed up; the waker passes it on
+	pub       packet.Publish
+	user      []packet.UserProperty
+	scratch   []byte
+
+	// Inbound QoS 2 messages delivered and awaiting PUBREL.
+	inboundQoS2 map[uint16]struct{}
+
+	router      router
+	subs        []*subscribeRecord // for resubscribing when the server lost the session
+	queue       chan inbound
+	stats       counters
+	wg          sync.WaitGroup
+	lastAttempt int // reconnect attempts since the last healthy connection; supervisor only
+}
+
+// Connack is what the server said when accepting the connection, with v5
+// defaults filled in for properties it left out.
+type Connack struct {
+	SessionPresent bool
+	// AssignedClientID is set when the server chose our client identifier.
+	AssignedClientID string
+	// KeepAlive is the keepalive in force (the server's, if it sent one).
+	KeepAlive time.Duration
+	// ReceiveMaximum is how many QoS 1 and 2 publishes may be in flight.
+	ReceiveMaximum uint16
+	// MaximumPacketSize is the largest packet the server accepts (0: no limit).
+	MaximumPacketSize    uint32
+	MaximumQoS           QoS
+	RetainAvailable      bool
+	WildcardAvailable    bool
+	SharedSubAvailable   bool
+	SubIDAvailable       bool
+	TopicAliasMaximum    uint16
+	SessionExpiry        time.Duration
+	ResponseInformation  string
+	ServerReference      string
+	ReasonString         string
+	UserProperties       []UserProperty
+	AuthenticationMethod string
+}
+
+// New returns a client for opts without connecting it.
+func New(opts Options) *Client {
+	opts.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{
+		opts:        opts,
+		log:         opts.Logger,
+		store:       opts.Store,
+		ctx:         ctx,
+		cancel:      cancel,
+		clientID:    opts.ClientID,
+		pending:     make(map[uint16]*pending),
+		quota:       65535,
+		quotaFree:   make(chan struct{}, 1),
+		inboundQoS2: make(map[uint16]struct{}),
+		queue:       make(chan inbound, opts.HandlerQueue),
+	}
+}
+
+// Dial creates a client and connects it.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	c := New(opts)
+	if err := c.Connect(ctx); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect makes the first connection, trying each server once. After it
+// succeeds the client keeps the session up by itself until Disconnect.
+func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.started {
+		c.mu.Unlock()
+		return errors.New("mqtt: already connected")
+	}
+	c.mu.Unlock()
+	if c.opts.CleanStart {
+		if err := c.store.Reset(); err != nil {
+			return fmt.Errorf("reset session store: %w", err)
+		}
+	} else if err := c.loadInbound(); err != nil {
+		return err
+	}
+	cn, err := c.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
+	c.wg.Add(2)
+	go c.dispatch()
+	go c.supervise(cn)
+	c.afterConnect(cn)
+	return nil
+}
+
+func (c *Client) loadInbound() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.store.Inbound(func(id uint16) bool {
+		c.inboundQoS2[id] = struct{}{}
+		return true
+	})
+}
+
+// connect tries each server in turn and installs the first connection.
+func (c *Client) connect(ctx context.Context, first bool) (*conn, error) {
+	if len(c.opts.Servers) == 0 {
+		return nil, errors.New("mqtt: no servers configured")
+	}
+	var errs []error
+	for _, server := range c.opts.Servers {
+		cn, ack, err := c.handshake(ctx, server, first)
+		if err == nil {
+			c.install(cn, ack)
+			c.log.V(1).Info("connected", "server", server, "sessionPresent", ack.SessionPresent)
+			return cn, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", server, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
+}
+
+// handshake dials server and exchanges CONNECT and CONNACK.
+func (c *Client) handshake(ctx context.Context, server string, first bool) (*conn, *Connack, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
+	defer cancel()
+	nc, err := dial(ctx, &c.opts, server)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	c.mu.Lock()
+	clientID := c.clientID
+	c.mu.Unlock()
+	connect := c.connectPacket(clientID, first)
+	b, err := connect.Append(nil, c.opts.Version)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	if _, err := nc.Write(b); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(nc, 32<<10)
+	var hdr [5]byte
+	h, err := readHeader(br, hdr[:], c.opts.Version, c.opts.MaximumPacketSize)
+	if err == nil && h.Type != packet.TypeConnack {
+		err = fmt.Errorf("mqtt: server sent %s before CONNACK", h.Type)
+	}
+	var body []byte
+	if err == nil {
+		body = make([]byte, h.Remaining)
+		_, err = io.ReadFull(br, body)
+	}
+	var ack packet.Connack
+	if err == nil {
+		err = ack.Unmarshal(c.opts.Version, h.Flags, body)
+	}
+	if err != nil {
+		nc.Close()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("connect: %w", ctx.Err())
+		}
+		return nil, nil, err
+	}
+	if ack.ReasonCode != packet.Success {
+		nc.Close()
+		return nil, nil, &ConnectError{Version: c.opts.Version, Code: ack.ReasonCode, ReasonString: string(ack.Properties.ReasonString)}
+	}
+	if !stop() {
+		nc.Close()
+		return nil, nil, fmt.Errorf("connect: %w", ctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{})
+	info := c.connackInfo(&ack)
+	cn := newConn(c, nc, br)
+	cn.keepAlive = info.KeepAlive
+	cn.pingTimeout = c.opts.PingTimeout
+	if cn.pingTimeout <= 0 {
+		cn.pingTimeout = max(cn.keepAlive/2, 50*time.Millisecond)
+	}
+	cn.serverMaxPacket = info.MaximumPacketSize
+	return cn, info, nil
+}
+
+func (c *Client) connectPacket(clientID string, first bool) *packet.Connect {
+	o := &c.opts
+	p := &packet.Connect{
+		Version:  o.Version,
+		ClientID: []byte(clientID),
+	}
+	// Under v5 Clean Start applies to the first connect only, so reconnects
+	// resume the session; 3.1.1's Clean Session is a property of every connection.
+	p.CleanStart = o.CleanStart && (first || o.Version == V311)
+	if o.KeepAlive > 0 {
+		p.KeepAlive = uint16(min(o.KeepAlive/time.Second, 65535))
+		if p.KeepAlive == 0 {
+			p.KeepAlive = 1
+		}
+	}
+	if o.Username != "" {
+		p.Username = []byte(o.Username)
+	}
+	if o.Password != nil && (o.Username != "" || o.Version == V5) {
+		p.Password = o.Password
+	}
+	if o.Version == V5 {
+		pr := &p.Properties
+		pr.SessionExpiry = uint32(min(o.SessionExpiry/time.Second, 0xFFFFFFFF))
+		if o.ReceiveMaximum != 65535 {
+			pr.ReceiveMaximum = o.ReceiveMaximum
+		}
+		pr.MaximumPacketSize = o.MaximumPacketSize
+		if o.RequestResponseInfo {
+			pr.RequestResponseInfo = 1
+		}
+		if o.DisableProblemInfo {
+			pr.Set(packet.PropRequestProblemInfo)
+		}
+		pr.User = packetUserProperties(o.UserProperties)
+	}
+	if w := o.Will; w != nil {
+		p.WillFlag = true
+		p.Will = packet.Will{QoS: byte(w.QoS), Retain: w.Retain, Topic: []byte(w.Topic), Payload: w.Payload}
+		if p.Will.Payload == nil {
+			p.Will.Payload = []byte{}
+		}
+		if o.Version == V5 {
+			wp := &p.Will.Properties
+			wp.WillDelay = uint32(w.Delay / time.Second)
+			if w.PayloadUTF8 {
+				wp.PayloadFormat = 1
+			}
+			wp.MessageExpiry = uint32(w.Expiry / time.Second)
+			if w.ContentType != "" {
+				wp.ContentType = []byte(w.ContentType)
+			}
+			if w.ResponseTopic != "" {
+				wp.ResponseTopic = []byte(w.ResponseTopic)
+			}
+			wp.CorrelationData = w.CorrelationData
+			wp.User = packetUserProperties(w.UserProperties)
+		}
+	}
+	return p
+}
+
+func packetUserProperties(in []UserProperty) []packet.UserProperty {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]packet.UserProperty, len(in))
+	for i, u := range in {
+		out[i] = packet.UserProperty{Key: []byte(u.Key), Value: []byte(u.Value)}
+	}
+	return out
+}
+
+// connackInfo applies the v5 defaults for what CONNACK left out. (3.2.2.3)
+func (c *Client) connackInfo(ack *packet.Connack) *Connack {
+	p := &ack.Properties
+	info := &Connack{
+		SessionPresent:     ack.SessionPresent,
+		KeepAlive:          c.opts.KeepAlive,
+		ReceiveMaximum:     65535,
+		MaximumQoS:         ExactlyOnce,
+		RetainAvailable:    true,
+		WildcardAvailable:  true,
+		SharedSubAvailable: true,
+		SubIDAvailable:     true,
+	}
+	if info.KeepAlive < 0 {
+		info.KeepAlive = 0
+	}
+	if c.opts.Version != V5 {
+		return info
+	}
+	if p.Has(packet.PropServerKeepAlive) {
+		info.KeepAlive = time.Duration(p.ServerKeepAlive) * time.Second
+	}
+	if p.Has(packet.PropReceiveMaximum) {
+		info.ReceiveMaximum = p.ReceiveMaximum
+	}
+	info.MaximumPacketSize = p.MaximumPacketSize
+	if p.Has(packet.PropMaximumQoS) {
+		info.MaximumQoS = QoS(p.MaximumQoS)
+	}
+	if p.Has(packet.PropRetainAvailable) {
+		info.RetainAvailable = p.RetainAvailable == 1
+	}
+	if p.Has(packet.PropWildcardSubAvailable) {
+		info.WildcardAvailable = p.WildcardSubAvailable == 1
+	}
+	if p.Has(packet.PropSharedSubAvailable) {
+		info.SharedSubAvailable = p.SharedSubAvailable == 1
+	}
+	if p.Has(packet.PropSubIDAvailable) {
+		info.SubIDAvailable = p.SubIDAvailable == 1
+	}
+	info.TopicAliasMaximum = p.TopicAliasMaximum
+	info.SessionExpiry = time.Duration(p.SessionExpiry) * time.Second
+	info.AssignedClientID = string(p.AssignedClientID)
+	info.ResponseInformation = string(p.ResponseInfo)
+	info.ServerReference = string(p.ServerReference)
+	info.ReasonString = string(p.ReasonString)
+	info.AuthenticationMethod = string(p.AuthMethod)
+	info.UserProperties = userPropertiesFrom(p.User)
+	return info
+}
+
+// install makes cn the session's connection and resumes the session on it:
+// with the server's session, unacknowledged PUBLISH (DUP set) and PUBREL
+// packets go out again in their original order [MQTT-4.4.0-1]; without
+// it, the publishes callers still wait for go out as new.
+func (c *Client) install(cn *conn, ack *Connack) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	cn.gen = c.gen
+	c.connack = ack
+	if ack.AssignedClientID != "" {
+		c.clientID = ack.AssignedClientID
+	}
+	c.quota = int(ack.ReceiveMaximum)
+	if !ack.SessionPresent {
+		clear(c.inboundQoS2)
+		c.store.Inbound(func(id uint16) bool { _ = c.store.DeleteInbound(id); return true })
+	}
+	cn.wmu.Lock()
+	var completed []uint16
+	err := c.store.Outbound(func(id uint16, encoded []byte) bool {
+		isPublish := encoded[0]>>4 == byte(packet.TypePublish)
+		switch {
+		case ack.SessionPresent && isPublish:
+			start := len(cn.wbuf)
+			cn.wbuf = append(cn.wbuf, encoded...)
+			cn.wbuf[start] |= 0x08 // DUP [MQTT-3.3.1-1]
+		case ack.SessionPresent, isPublish:
+			cn.wbuf = append(cn.wbuf, encoded...)
+		default:
+			// A PUBREL whose server-side state is gone: the server took
+			// the message at PUBREC, so the flow is complete.
+			completed = append(completed, id)
+		}
+		if isPublish {
+			if p := c.pending[id]; p != nil {
+				p.pubrec = false
+			}
+		}
+		return true
+	})
+	cn.wmu.Unlock()
+	if err != nil {
+		c.log.Error(err, "reading the session store")
+	}
+	for _, id := range completed {
+		c.completeLocked(id, nil)
+	}
+	c.conn = cn
+	cn.start()
+	cn.kick()
+}
+
+// afterConnect resubscribes when the server lost the session and tells the
+// application. It runs on the goroutine that connected.
+func (c *Client) afterConnect(cn *conn) {
+	c.mu.Lock()
+	ack := c.connack
+	subs := append([]*subscribeRecord(nil), c.subs...)
+	c.mu.Unlock()
+	if !ack.SessionPresent {
+		for _, s := range subs {
+			if err := c.resubscribe(cn, s); err != nil {
+				c.log.Error(err, "resubscribing")
+			}
+		}
+	}
+	if c.opts.OnConnect != nil {
+		c.opts.OnConnect(c, ack)
+	}
+}
+
+// supervise waits for the connection to end and reconnects until Disconnect.
+func (c *Client) supervise(cn *conn) {
+	defer c.wg.Done()
+	for {
+		up := time.Now()
+		select {
+		case <-cn.done:
+		case <-c.ctx.Done():
+			return
+		}
+		cn.wg.Wait()
+		c.mu.Lock()
+		if c.conn == cn {
+			c.conn = nil
+		}
+		c.mu.Unlock()
+		c.stats.connectionsLost.Add(1)
+		c.log.Info("connection lost", "error", cn.err.Error())
+		if c.opts.OnConnectionLost != nil {
+			c.opts.OnConnectionLost(c, cn.err)
+		}
+		if c.opts.DisableAutoReconnect {
+			return
+		}
+		// A connection that stayed up resets the backoff; one that drops
+		// straight away keeps growing it.
+		attempt := 0
+		if time.Since(up) < max(c.opts.KeepAlive, time.Second) {
+			attempt = c.lastAttempt
+		}
+		for {
+			delay := c.opts.Backoff.Delay(attempt)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+				return
+			}
+			attempt++
+			c.lastAttempt = attempt
+			next, err := c.connect(c.ctx, false)
+			if err == nil {
+				cn = next
+				c.stats.reconnects.Add(1)
+				c.afterConnect(cn)
+				break
+			}
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.log.Info("reconnect failed", "attempt", attempt, "error", err.Error())
+		}
+	}
+}
+
+// Disconnect sends DISCONNECT, closes the connection and stops the client.
+// Calls waiting for acknowledgements return ErrClosed. The session lives on
+// at the server for its expiry interval.
+func (c *Client) Disconnect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	cn := c.conn
+	c.mu.Unlock()
+	c.cancel()
+	var err error
+	if cn != nil {
+		if werr := cn.writePacket(&packet.Disconnect{}); werr == nil {
+			err = cn.flushNow(ctx)
+		}
+		cn.close(ErrClosed)
+		cn.wg.Wait()
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	for id := range c.pending {
+		c.completeLocked(id, ErrClosed)
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// flushNow writes what is queued, from the caller's goroutine.
+func (cn *conn) flushNow(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = cn.nc.SetWriteDeadline(d)
+	}
+	cn.wmu.Lock()
+	buf := cn.wbuf
+	cn.wbuf = nil
+	cn.wmu.Unlock()
+	_, err := cn.nc.Write(buf)
+	return err
+}
+
+// ClientID is the client identifier in use, which a v5 server may have assigned.
+func (c *Client) ClientID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.clientID
+}
+
+// IsConnected reports whether a connection is up.
+func (c *Client) IsConnected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
+}
+
+// ServerInfo returns what the server said in the latest CONNACK.
+func (c *Client) ServerInfo() *Connack {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connack
+}
+
+// counters are the client's running statistics.
+type counters struct {
+	bytesIn, bytesOut, reconnects, connectionsLost, droppedQoS0 atomic.Uint64
+}
+
+// Stats is a snapshot of a client's counters.
+type Stats struct {
+	BytesIn, BytesOut uint64
+	Reconnects        uint64
+	ConnectionsLost   uint64
+	// DroppedQoS0 counts QoS 0 messages dropped with DropQoS0WhenFull.
+	DroppedQoS0 uint64
+	// InFlight is the number of QoS 1 and 2 publishes awaiting acknowledgement.
+	InFlight int
+	// Queued is the number of received messages waiting for handlers.
+	Queued int
+}
+
+// Stats returns a snapshot of the client's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	inflight := c.inflight
+	c.mu.Unlock()
+	return Stats{
+		BytesIn:         c.stats.bytesIn.Load(),
+		BytesOut:        c.stats.bytesOut.Load(),
+		Reconnects:      c.stats.reconnects.Load(),
+		ConnectionsLost: c.stats.connectionsLost.Load(),
+		DroppedQoS0:     c.stats.droppedQoS0.Load(),
+		InFlight:        inflight,
+		Queued:          len(c.queue),
+	}
+}

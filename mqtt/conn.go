@@ -1,0 +1,380 @@
+package mqtt
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldiot/herald/mqtt/packet"
+)
+
+// conn is one network connection of a client's session: a reader goroutine
+// that decodes packets and a writer goroutine that batches whatever callers
+// appended to the write buffer into as few writes as possible.
+type conn struct {
+	c       *Client
+	nc      net.Conn
+	br      *bufio.Reader
+	version Version
+	gen     uint64 // which connection of the session this is
+
+	// Negotiated at CONNACK.
+	keepAlive       time.Duration
+	pingTimeout     time.Duration
+	serverMaxPacket uint32
+
+	wmu    sync.Mutex
+	wbuf   []byte // packets waiting for the writer
+	spare  []byte // the buffer the writer last wrote, for reuse
+	closed bool   // set under wmu when the connection ends
+
+	wake    chan struct{} // writer has work
+	drained chan struct{} // writer finished a write
+
+	lastSend      atomic.Int64 // unix nanoseconds
+	lastRecv      atomic.Int64
+	pingSent      atomic.Int64 // when the outstanding PINGREQ went out, 0 if none
+	readerWaiting atomic.Bool  // the reader waits for room in the handler queue
+
+	// inboundUnacked counts QoS 1 and 2 messages received on this
+	// connection and not yet answered with PUBACK or PUBCOMP, against our
+	// Receive Maximum.
+	inboundUnacked atomic.Int32
+
+	closeOnce sync.Once
+	done      chan struct{} // closed when the connection has ended
+	err       error         // why it ended; valid after done
+	wg        sync.WaitGroup
+}
+
+// maxBuffered is how much a writer buffer may hold before QoS 0 publishers
+// wait for the socket to drain it.
+const maxBuffered = 4 << 20
+
+func newConn(c *Client, nc net.Conn, br *bufio.Reader) *conn {
+	now := time.Now().UnixNano()
+	cn := &conn{
+		c:       c,
+		nc:      nc,
+		br:      br,
+		version: c.opts.Version,
+		wake:    make(chan struct{}, 1),
+		drained: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	cn.lastSend.Store(now)
+	cn.lastRecv.Store(now)
+	return cn
+}
+
+func (cn *conn) start() {
+	cn.wg.Add(2)
+	go cn.readLoop()
+	go cn.writeLoop()
+}
+
+// close ends the connection once, recording why.
+func (cn *conn) close(err error) {
+	cn.closeOnce.Do(func() {
+		cn.err = err
+		cn.wmu.Lock()
+		cn.closed = true
+		cn.wmu.Unlock()
+		cn.nc.Close()
+		close(cn.done)
+	})
+}
+
+// closeWithReason sends a v5 DISCONNECT carrying the reason for err, then
+// closes. The DISCONNECT goes out in one Write, which the runtime never
+// interleaves with the writer's.
+func (cn *conn) closeWithReason(err error) {
+	if cn.version == V5 {
+		d := packet.Disconnect{ReasonCode: packet.ReasonOf(err)}
+		if !d.ReasonCode.IsError() {
+			d.ReasonCode = packet.UnspecifiedError
+		}
+		if b, e := d.Append(nil, V5); e == nil {
+			_ = cn.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = cn.nc.Write(b)
+		}
+	}
+	cn.close(err)
+}
+
+// kick tells the writer there is something to write.
+func (cn *conn) kick() {
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeRaw appends already-encoded bytes. It reports false when the
+// connection has ended.
+func (cn *conn) writeRaw(b []byte) bool {
+	cn.wmu.Lock()
+	if cn.closed {
+		cn.wmu.Unlock()
+		return false
+	}
+	cn.wbuf = append(cn.wbuf, b...)
+	cn.wmu.Unlock()
+	cn.kick()
+	return true
+}
+
+// writeAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP in its short form.
+func (cn *conn) writeAck(t packet.Type, id uint16) bool {
+	var b [4]byte
+	b[0] = byte(t) << 4
+	if t == packet.TypePubrel {
+		b[0] |= 0x02
+	}
+	b[1], b[2], b[3] = 2, byte(id>>8), byte(id)
+	return cn.writeRaw(b[:])
+}
+
+// writeAckReason queues an ack with a v5 reason code (the short form under 3.1.1).
+func (cn *conn) writeAckReason(t packet.Type, id uint16, code ReasonCode) bool {
+	if cn.version != V5 || code == packet.Success {
+		return cn.writeAck(t, id)
+	}
+	b, err := (&packet.Ack{PacketType: t, PacketID: id, ReasonCode: code}).Append(nil, V5)
+	if err != nil {
+		return false
+	}
+	return cn.writeRaw(b)
+}
+
+// writePacket encodes p into the write buffer, enforcing the server's
+// Maximum Packet Size. On success encoded holds the packet's bytes, valid
+// until the caller releases wmu; the caller must hold wmu and call kick
+// after releasing it.
+func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
+	start := len(cn.wbuf)
+	buf, err := p.Append(cn.wbuf, cn.version)
+	if err != nil {
+		cn.wbuf = buf[:start]
+		return nil, err
+	}
+	if cn.serverMaxPacket > 0 && len(buf)-start > int(cn.serverMaxPacket) {
+		cn.wbuf = buf[:start]
+		return nil, ErrPacketTooLarge
+	}
+	cn.wbuf = buf
+	return buf[start:], nil
+}
+
+// writePacket queues p. It fails when the connection has ended.
+func (cn *conn) writePacket(p packet.Packet) error {
+	cn.wmu.Lock()
+	if cn.closed {
+		cn.wmu.Unlock()
+		return ErrNotConnected
+	}
+	_, err := cn.appendLocked(p)
+	cn.wmu.Unlock()
+	if err == nil {
+		cn.kick()
+	}
+	return err
+}
+
+// waitDrained blocks a QoS 0 publisher while the write buffer is over its
+// bound, so a fast publisher meets the socket's pace instead of memory growth.
+func (cn *conn) waitDrained(stop <-chan struct{}) {
+	for {
+		cn.wmu.Lock()
+		n, closed := len(cn.wbuf), cn.closed
+		cn.wmu.Unlock()
+		if n < maxBuffered || closed {
+			return
+		}
+		select {
+		case <-cn.drained:
+		case <-cn.done:
+			return
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (cn *conn) writeLoop() {
+	defer cn.wg.Done()
+	var tick <-chan time.Time
+	if cn.keepAlive > 0 {
+		// Check often enough that detection lands close to the deadline.
+		t := time.NewTicker(max(min(cn.keepAlive, cn.pingTimeout)/8, 10*time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-cn.wake:
+			if err := cn.flush(); err != nil {
+				cn.close(fmt.Errorf("write: %w", err))
+				return
+			}
+		case now := <-tick:
+			if err := cn.keepAliveCheck(now); err != nil {
+				cn.close(err)
+				return
+			}
+		case <-cn.done:
+			return
+		}
+	}
+}
+
+// flush writes everything queued so far in one Write. Callers keep
+// appending to the other buffer meanwhile, which is what batches writes.
+func (cn *conn) flush() error {
+	cn.wmu.Lock()
+	buf := cn.wbuf
+	cn.wbuf, cn.spare = cn.spare[:0], nil
+	cn.wmu.Unlock()
+	if len(buf) == 0 {
+		cn.wmu.Lock()
+		cn.spare = buf
+		cn.wmu.Unlock()
+		return nil
+	}
+	// A write that cannot finish within the keepalive window means the
+	// link is gone even if TCP has not noticed.
+	deadline := time.Time{}
+	if cn.keepAlive > 0 {
+		deadline = time.Now().Add(cn.keepAlive + cn.pingTimeout)
+	}
+	_ = cn.nc.SetWriteDeadline(deadline)
+	_, err := cn.nc.Write(buf)
+	cn.lastSend.Store(time.Now().UnixNano())
+	cn.c.stats.bytesOut.Add(uint64(len(buf)))
+	cn.wmu.Lock()
+	if cap(buf) <= maxBuffered {
+		cn.spare = buf[:0]
+	}
+	cn.wmu.Unlock()
+	select {
+	case cn.drained <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// keepAliveCheck sends PINGREQ when the link has been quiet for a keepalive
+// interval in either direction, and declares it dead when the answer does
+// not come within pingTimeout. [MQTT-3.1.2-23]
+func (cn *conn) keepAliveCheck(now time.Time) error {
+	n := now.UnixNano()
+	recv := cn.lastRecv.Load()
+	if sent := cn.pingSent.Load(); sent != 0 {
+		switch {
+		case recv >= sent:
+			// Something arrived after the ping: the link is alive.
+			cn.pingSent.Store(0)
+		case cn.readerWaiting.Load():
+			// We, not the link, are slow: the reader is parked on the
+			// handler queue, so unread bytes may be waiting.
+		case time.Duration(n-sent) > cn.pingTimeout:
+			return ErrKeepAliveTimeout
+		}
+		return nil
+	}
+	ka := cn.keepAlive.Nanoseconds()
+	if n-cn.lastSend.Load() >= ka || n-recv >= ka {
+		cn.pingSent.Store(n)
+		if !cn.writeRaw([]byte{0xC0, 0}) {
+			return nil
+		}
+		return cn.flush()
+	}
+	return nil
+}
+
+// readLoop decodes packets until the connection fails and hands each to the
+// client. Packet bodies alias the bufio buffer when they fit in it, so the
+// handlers copy what they keep before the next read.
+func (cn *conn) readLoop() {
+	defer cn.wg.Done()
+	var (
+		hdr  [5]byte
+		body []byte
+		in   inboundPackets
+	)
+	maxSize := cn.c.opts.MaximumPacketSize
+	for {
+		h, err := readHeader(cn.br, hdr[:], cn.version, maxSize)
+		if err != nil {
+			cn.readFailed(err)
+			return
+		}
+		var b []byte
+		if h.Remaining <= cn.br.Size() {
+			if b, err = cn.br.Peek(h.Remaining); err == nil {
+				_, _ = cn.br.Discard(h.Remaining)
+			}
+		} else {
+			if cap(body) < h.Remaining {
+				body = make([]byte, h.Remaining)
+			}
+			b = body[:h.Remaining]
+			_, err = io.ReadFull(cn.br, b)
+		}
+		if err != nil {
+			cn.readFailed(err)
+			return
+		}
+		cn.lastRecv.Store(time.Now().UnixNano())
+		cn.c.stats.bytesIn.Add(uint64(h.Remaining + 2))
+		if err := cn.c.handlePacket(cn, &in, h, b); err != nil {
+			cn.closeWithReason(err)
+			return
+		}
+	}
+}
+
+func (cn *conn) readFailed(err error) {
+	var pe *packet.Error
+	if errors.As(err, &pe) {
+		cn.closeWithReason(err)
+		return
+	}
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("connection closed by server: %w", err)
+	}
+	cn.close(err)
+}
+
+// readHeader reads a fixed header byte by byte, so the remaining length is
+// checked against our maximum before any of the body is read.
+func readHeader(br *bufio.Reader, hdr []byte, v Version, maxSize uint32) (packet.Header, error) {
+	for i := 0; i < len(hdr); i++ {
+		b, err := br.ReadByte()
+		if err != nil {
+			return packet.Header{}, err
+		}
+		hdr[i] = b
+		if i > 0 && b&0x80 == 0 {
+			h, _, err := packet.DecodeHeader(hdr[:i+1], v, maxSize)
+			return h, err
+		}
+	}
+	_, _, err := packet.DecodeHeader(hdr, v, maxSize)
+	return packet.Header{}, err
+}
+
+// inboundPackets are the reader's reusable decode targets.
+type inboundPackets struct {
+	publish    packet.Publish
+	ack        packet.Ack
+	suback     packet.Suback
+	unsuback   packet.Unsuback
+	disconnect packet.Disconnect
+}

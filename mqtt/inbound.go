@@ -1,0 +1,144 @@
+package mqtt
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/heraldiot/herald/mqtt/packet"
+)
+
+// inbound is a received message on its way to the handlers, with what is
+// needed to acknowledge it afterwards.
+type inbound struct {
+	msg *Message
+	id  uint16
+	cn  *conn // the connection it arrived on; acks go only there
+}
+
+// handlePacket acts on one packet from the reader. b aliases the read
+// buffer and is only valid during the call. A returned error closes the
+// connection with the error's reason code.
+func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b []byte) error {
+	v := cn.version
+	switch h.Type {
+	case packet.TypePublish:
+		if err := in.publish.Unmarshal(v, h.Flags, b); err != nil {
+			return fmt.Errorf("PUBLISH: %w", err)
+		}
+		return c.handlePublish(cn, &in.publish)
+	case packet.TypePuback, packet.TypePubrec, packet.TypePubrel, packet.TypePubcomp:
+		in.ack.PacketType = h.Type
+		if err := in.ack.Unmarshal(v, h.Flags, b); err != nil {
+			return fmt.Errorf("%s: %w", h.Type, err)
+		}
+		return c.handleAck(cn, &in.ack)
+	case packet.TypeSuback:
+		if err := in.suback.Unmarshal(v, h.Flags, b); err != nil {
+			return fmt.Errorf("SUBACK: %w", err)
+		}
+		c.completeSub(in.suback.PacketID, packet.TypeSubscribe, in.suback.ReasonCodes, in.suback.Properties.ReasonString)
+	case packet.TypeUnsuback:
+		if err := in.unsuback.Unmarshal(v, h.Flags, b); err != nil {
+			return fmt.Errorf("UNSUBACK: %w", err)
+		}
+		c.completeSub(in.unsuback.PacketID, packet.TypeUnsubscribe, in.unsuback.ReasonCodes, in.unsuback.Properties.ReasonString)
+	case packet.TypePingresp:
+		if len(b) != 0 {
+			return packet.ErrTrailingBytes
+		}
+		cn.pingSent.Store(0)
+	case packet.TypeDisconnect:
+		if err := in.disconnect.Unmarshal(v, h.Flags, b); err != nil {
+			return fmt.Errorf("DISCONNECT: %w", err)
+		}
+		pr := &in.disconnect.Properties
+		cn.close(&DisconnectError{
+			Code:            in.disconnect.ReasonCode,
+			ReasonString:    string(pr.ReasonString),
+			ServerReference: string(pr.ServerReference),
+		})
+	case packet.TypeAuth:
+		// Enhanced authentication is not offered in CONNECT, so the
+		// server must not start it. [MQTT-4.12.0-6]
+		return fmt.Errorf("%w: AUTH without an authentication method", packet.ProtocolError)
+	default:
+		return fmt.Errorf("%w: server sent %s", packet.ProtocolError, h.Type)
+	}
+	return nil
+}
+
+// handlePublish enforces flow control and exactly-once state for a received
+// PUBLISH and queues it for the handlers.
+func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
+	if len(p.Topic) == 0 || p.Properties.TopicAlias != 0 {
+		// We announce Topic Alias Maximum 0. [MQTT-3.3.2-9]
+		return fmt.Errorf("%w: topic alias %d", packet.TopicAliasInvalid, p.Properties.TopicAlias)
+	}
+	if p.QoS > 0 {
+		if n := cn.inboundUnacked.Add(1); cn.version == V5 && n > int32(c.opts.ReceiveMaximum) {
+			return fmt.Errorf("%w: %d unacknowledged, maximum %d", packet.ReceiveMaximumExceeded, n, c.opts.ReceiveMaximum)
+		}
+	}
+	if p.QoS == 2 {
+		c.mu.Lock()
+		_, seen := c.inboundQoS2[p.PacketID]
+		if !seen {
+			c.inboundQoS2[p.PacketID] = struct{}{}
+		}
+		c.mu.Unlock()
+		if seen {
+			// Delivered already; the server did not see our PUBREC.
+			cn.writeAck(packet.TypePubrec, p.PacketID)
+			return nil
+		}
+		if err := c.store.PutInbound(p.PacketID); err != nil {
+			return err
+		}
+	}
+	item := inbound{msg: messageFrom(p, string(p.Topic)), id: p.PacketID, cn: cn}
+	select {
+	case c.queue <- item:
+		return nil
+	default:
+	}
+	if p.QoS == 0 && c.opts.DropQoS0WhenFull {
+		c.stats.droppedQoS0.Add(1)
+		return nil
+	}
+	// Back-pressure: wait for the handlers. The keepalive check knows the
+	// reader, not the link, is what is slow meanwhile.
+	cn.readerWaiting.Store(true)
+	defer func() {
+		cn.lastRecv.Store(time.Now().UnixNano())
+		cn.readerWaiting.Store(false)
+	}()
+	select {
+	case c.queue <- item:
+	case <-cn.done:
+	case <-c.ctx.Done():
+	}
+	return nil
+}
+
+// dispatch runs handlers in arrival order and acknowledges QoS 1 and 2
+// messages once their handler has returned, on the connection they came on.
+func (c *Client) dispatch() {
+	defer c.wg.Done()
+	for {
+		select {
+		case item := <-c.queue:
+			c.router.route(item.msg, c.opts.DefaultHandler)
+			switch item.msg.QoS {
+			case AtLeastOnce:
+				item.cn.writeAck(packet.TypePuback, item.id)
+				if item.cn.inboundUnacked.Add(-1) < 0 {
+					item.cn.inboundUnacked.Store(0)
+				}
+			case ExactlyOnce:
+				item.cn.writeAck(packet.TypePubrec, item.id)
+			}
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package mqtt
+
+import (
+	"time"
+	"unsafe"
+
+	"github.com/heraldiot/herald/mqtt/packet"
+)
+
+// QoS is an MQTT quality of service level.
+type QoS byte
+
+// The three QoS levels.
+const (
+	AtMostOnce  QoS = 0
+	AtLeastOnce QoS = 1
+	ExactlyOnce QoS = 2
+)
+
+// Version is the MQTT protocol version a client speaks.
+type Version = packet.Version
+
+// Protocol versions.
+const (
+	V311 = packet.V311
+	V5   = packet.V5
+)
+
+// ReasonCode is an MQTT 5.0 reason code (or a 3.1.1 return code).
+type ReasonCode = packet.ReasonCode
+
+// UserProperty is an MQTT 5.0 user property.
+type UserProperty struct {
+	Key, Value string
+}
+
+// Message is an application message, published or received. The MQTT 5.0
+// fields are ignored under 3.1.1.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     QoS
+	Retain  bool
+	// Duplicate is set on a received message the server may have sent before.
+	Duplicate bool
+
+	// PayloadUTF8 is the Payload Format Indicator: the payload is UTF-8 text.
+	PayloadUTF8 bool
+	// Expiry is the message expiry interval, in whole seconds; 0 means none.
+	// On a received message it is the time left.
+	Expiry time.Duration
+	// ContentType describes the payload, e.g. "application/json".
+	ContentType string
+	// ResponseTopic and CorrelationData carry a request/response exchange.
+	ResponseTopic   string
+	CorrelationData []byte
+	UserProperties  []UserProperty
+	// SubscriptionIDs are the identifiers of the subscriptions that matched
+	// a received message.
+	SubscriptionIDs []uint32
+}
+
+// bytesOf views s as a byte slice without copying. The codec only reads
+// the fields it encodes, so the view is never written through.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// fillPublish sets the fields of p from m for encoding. user is scratch
+// space for user properties, returned for reuse.
+func fillPublish(p *packet.Publish, m *Message, user []packet.UserProperty) []packet.UserProperty {
+	p.Dup = false
+	p.QoS = byte(m.QoS)
+	p.Retain = m.Retain
+	p.Topic = bytesOf(m.Topic)
+	p.Payload = m.Payload
+	p.Properties.Reset()
+	if m.PayloadUTF8 {
+		p.Properties.PayloadFormat = 1
+	}
+	p.Properties.MessageExpiry = uint32(m.Expiry / time.Second)
+	p.Properties.ContentType = bytesOf(m.ContentType)
+	p.Properties.ResponseTopic = bytesOf(m.ResponseTopic)
+	p.Properties.CorrelationData = m.CorrelationData
+	user = user[:0]
+	for _, u := range m.UserProperties {
+		user = append(user, packet.UserProperty{Key: bytesOf(u.Key), Value: bytesOf(u.Value)})
+	}
+	p.Properties.User = user
+	return user
+}
+
+// messageFrom copies a decoded PUBLISH into a Message that owns its memory,
+// since p aliases the connection's read buffer.
+func messageFrom(p *packet.Publish, topic string) *Message {
+	m := &Message{
+		Topic:     topic,
+		QoS:       QoS(p.QoS),
+		Retain:    p.Retain,
+		Duplicate: p.Dup,
+	}
+	if len(p.Payload) > 0 {
+		m.Payload = append([]byte(nil), p.Payload...)
+	}
+	pr := &p.Properties
+	m.PayloadUTF8 = pr.PayloadFormat == 1
+	m.Expiry = time.Duration(pr.MessageExpiry) * time.Second
+	if pr.ContentType != nil {
+		m.ContentType = string(pr.ContentType)
+	}
+	if pr.ResponseTopic != nil {
+		m.ResponseTopic = string(pr.ResponseTopic)
+	}
+	if pr.CorrelationData != nil {
+		m.CorrelationData = append([]byte{}, pr.CorrelationData...)
+	}
+	m.UserProperties = userPropertiesFrom(pr.User)
+	if len(pr.SubscriptionIDs) > 0 {
+		m.SubscriptionIDs = append([]uint32(nil), pr.SubscriptionIDs...)
+	}
+	return m
+}
+
+func userPropertiesFrom(in []packet.UserProperty) []UserProperty {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]UserProperty, len(in))
+	for i, u := range in {
+		out[i] = UserProperty{Key: string(u.Key), Value: string(u.Value)}
+	}
+	return out
+}

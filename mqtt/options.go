@@ -1,0 +1,141 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// Options configure a Client. Servers is the only required field.
+type Options struct {
+	// Servers are broker URLs, tried in order on every (re)connect:
+	// tcp:// or mqtt:// (default port 1883) and tls://, ssl:// or mqtts://
+	// (default port 8883).
+	Servers []string
+	// Version is the protocol version (default V5).
+	Version Version
+	// ClientID identifies the session. Empty asks a v5 server to assign one
+	// (a 3.1.1 server accepts an empty one only with CleanStart).
+	ClientID string
+	// CleanStart discards any session the server holds at the first connect.
+	// Reconnects always ask to resume. Under 3.1.1 this is Clean Session and
+	// holds for every connect: the server keeps nothing between connections.
+	CleanStart bool
+	// SessionExpiry is how long a v5 server keeps the session after the
+	// connection ends (0: it ends with the connection).
+	SessionExpiry time.Duration
+	// KeepAlive is the keepalive interval (default 30s; negative disables it).
+	KeepAlive time.Duration
+	// PingTimeout is how long to wait for PINGRESP (default KeepAlive/2), so
+	// a dead link is detected within 1.5×KeepAlive.
+	PingTimeout time.Duration
+	// ConnectTimeout bounds dialing plus the CONNECT/CONNACK exchange (default 10s).
+	ConnectTimeout time.Duration
+
+	// Username and Password authenticate the client; Password is sent only
+	// with a Username under 3.1.1.
+	Username string
+	Password []byte
+
+	// TLSConfig is used for tls/ssl/mqtts URLs; ServerName defaults to the
+	// URL's host. Certificates are verified unless the config says otherwise.
+	TLSConfig *tls.Config
+	// Dialer opens the network connection (default net.Dialer).
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// Will is published by the server if the connection ends abnormally.
+	Will *Will
+
+	// ReceiveMaximum is how many inbound QoS 1 and 2 messages the server may
+	// have unacknowledged at once (v5; default and at most HandlerQueue).
+	ReceiveMaximum uint16
+	// MaximumPacketSize is the largest packet we accept (default 1 MiB, at
+	// most 268,435,455). Under v5 the server is told and must not send more;
+	// a larger packet closes the connection with Packet Too Large.
+	MaximumPacketSize uint32
+	// RequestResponseInfo asks a v5 server for Response Information.
+	RequestResponseInfo bool
+	// DisableProblemInfo asks a v5 server not to send reason strings and
+	// user properties with failures.
+	DisableProblemInfo bool
+	// UserProperties are sent in CONNECT (v5).
+	UserProperties []UserProperty
+
+	// DisableAutoReconnect turns off reconnecting after a lost connection.
+	DisableAutoReconnect bool
+	// Backoff is the reconnect delay policy.
+	Backoff Backoff
+
+	// OnConnect is called after every successful connect, before queued
+	// messages are resent, from the client's supervisor goroutine.
+	OnConnect func(*Client, *Connack)
+	// OnConnectionLost is called when an established connection ends for
+	// any reason but Close.
+	OnConnectionLost func(*Client, error)
+
+	// DefaultHandler receives messages that match no subscription's handler.
+	DefaultHandler Handler
+	// HandlerQueue is the bound of the queue between the connection's
+	// reader and the handlers (default 1024).
+	HandlerQueue int
+	// DropQoS0WhenFull drops QoS 0 messages when the handler queue is full
+	// instead of waiting for room.
+	DropQoS0WhenFull bool
+
+	// Store keeps in-flight session state (default a MemoryStore).
+	Store Store
+	// Logger receives connection events (default: discard).
+	Logger logr.Logger
+}
+
+// Will is a Last Will and Testament.
+type Will struct {
+	Topic   string
+	Payload []byte
+	QoS     QoS
+	Retain  bool
+	// Delay is the v5 will delay interval: the server waits this long after
+	// the connection ends (and cancels the will if the session resumes).
+	Delay time.Duration
+	// The v5 message properties of the will.
+	PayloadUTF8     bool
+	Expiry          time.Duration
+	ContentType     string
+	ResponseTopic   string
+	CorrelationData []byte
+	UserProperties  []UserProperty
+}
+
+func (o *Options) setDefaults() {
+	if o.Version == 0 {
+		o.Version = V5
+	}
+	if o.KeepAlive == 0 {
+		o.KeepAlive = 30 * time.Second
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.HandlerQueue <= 0 {
+		o.HandlerQueue = 1024
+	}
+	if o.ReceiveMaximum == 0 || int(o.ReceiveMaximum) > o.HandlerQueue {
+		o.ReceiveMaximum = uint16(min(o.HandlerQueue, 65535))
+	}
+	if o.MaximumPacketSize == 0 {
+		o.MaximumPacketSize = 1 << 20
+	}
+	if o.Store == nil {
+		o.Store = NewMemoryStore()
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	if o.Dialer == nil {
+		d := &net.Dialer{}
+		o.Dialer = d.DialContext
+	}
+}

@@ -1,0 +1,99 @@
+package packet
+
+import "fmt"
+
+// Packet is one MQTT control packet.
+type Packet interface {
+	// Type is the packet's control packet type.
+	Type() Type
+	// Append encodes the packet for protocol version v and appends it to dst.
+	Append(dst []byte, v Version) ([]byte, error)
+	// Unmarshal decodes a packet body (after the fixed header) into the
+	// packet, reusing its slices. flags are the fixed header's low bits.
+	Unmarshal(v Version, flags byte, body []byte) error
+}
+
+// New returns an empty packet of type t, ready for Unmarshal.
+func New(t Type) (Packet, error) {
+	switch t {
+	case TypeConnect:
+		return &Connect{}, nil
+	case TypeConnack:
+		return &Connack{}, nil
+	case TypePublish:
+		return &Publish{}, nil
+	case TypePuback, TypePubrec, TypePubrel, TypePubcomp:
+		return &Ack{PacketType: t}, nil
+	case TypeSubscribe:
+		return &Subscribe{}, nil
+	case TypeSuback:
+		return &Suback{}, nil
+	case TypeUnsubscribe:
+		return &Unsubscribe{}, nil
+	case TypeUnsuback:
+		return &Unsuback{}, nil
+	case TypePingreq:
+		return &Pingreq{}, nil
+	case TypePingresp:
+		return &Pingresp{}, nil
+	case TypeDisconnect:
+		return &Disconnect{}, nil
+	case TypeAuth:
+		return &Auth{}, nil
+	}
+	return nil, ErrReservedType
+}
+
+// Decode reads one whole packet from the start of b: the fixed header, then
+// the body, which the returned packet aliases. It returns the packet and the
+// number of bytes it took. maxSize limits the packet's size (0: no limit
+// beyond the protocol's). Decoding a CONNECT ignores v: CONNECT names its
+// own version.
+func Decode(b []byte, v Version, maxSize uint32) (Packet, int, error) {
+	h, n, err := DecodeHeader(b, v, maxSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b)-n < h.Remaining {
+		return nil, 0, ErrShortBuffer
+	}
+	p, err := New(h.Type)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := p.Unmarshal(v, h.Flags, b[n:n+h.Remaining:n+h.Remaining]); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", h.Type, err)
+	}
+	return p, n + h.Remaining, nil
+}
+
+// Pingreq is a PINGREQ: the client's keepalive probe. (3.12)
+type Pingreq struct{}
+
+// Type returns TypePingreq.
+func (*Pingreq) Type() Type { return TypePingreq }
+
+// Append encodes the packet.
+func (*Pingreq) Append(dst []byte, _ Version) ([]byte, error) { return append(dst, 0xC0, 0), nil }
+
+// Unmarshal checks that the body is empty.
+func (*Pingreq) Unmarshal(_ Version, _ byte, body []byte) error { return emptyBody(body) }
+
+// Pingresp is a PINGRESP: the server's answer to PINGREQ. (3.13)
+type Pingresp struct{}
+
+// Type returns TypePingresp.
+func (*Pingresp) Type() Type { return TypePingresp }
+
+// Append encodes the packet.
+func (*Pingresp) Append(dst []byte, _ Version) ([]byte, error) { return append(dst, 0xD0, 0), nil }
+
+// Unmarshal checks that the body is empty.
+func (*Pingresp) Unmarshal(_ Version, _ byte, body []byte) error { return emptyBody(body) }
+
+func emptyBody(body []byte) error {
+	if len(body) != 0 {
+		return ErrTrailingBytes
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/heraldiot/herald/mqtt/packet"
+)
+
+// pending is an outbound flow awaiting its acknowledgement. Values are
+// recycled, so a steady stream of publishes allocates nothing.
+type pending struct {
+	kind      packet.Type // TypePublish, TypeSubscribe or TypeUnsubscribe
+	qos       QoS
+	topic     string
+	pubrec    bool // QoS 2: PUBREC received, PUBREL sent
+	abandoned bool // the caller stopped waiting
+	done      chan error
+	codes     []ReasonCode // SUBACK/UNSUBACK result
+	reason    string       // v5 reason string of the ack
+}
+
+// Publish sends m and returns when its QoS flow completes: at once for QoS
+// 0, at PUBACK for QoS 1, at PUBCOMP for QoS 2. A server refusal (v5) is a
+// *PublishError. QoS 1 and 2 messages published while disconnected wait for
+// the next connection; if ctx ends first, Publish returns ctx.Err() but the
+// message stays in the session and is still delivered.
+func (c *Client) Publish(ctx context.Context, m *Message) error {
+	if m.QoS > ExactlyOnce {
+		return fmt.Errorf("mqtt: invalid QoS %d", m.QoS)
+	}
+	if m.QoS == AtMostOnce {
+		return c.publishQoS0(m)
+	}
+	c.mu.Lock()
+	if err := c.checkPublish(m); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	for c.inflight >= c.quota {
+		c.mu.Unlock()
+		select {
+		case <-c.quotaFree:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+	}
+	c.inflight++
+	if c.inflight < c.quota {
+		c.passQuota()
+	}
+	id := c.allocID()
+	p := c.newPending(packet.TypePublish)
+	p.qos, p.topic = m.QoS, m.Topic
+	c.pending[id] = p
+	c.user = fillPublish(&c.pub, m, c.user)
+	c.pub.PacketID = id
+	if err := c.sendPublishLocked(id); err != nil {
+		delete(c.pending, id)
+		c.releaseQuota()
+		c.recycle(p)
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Unlock()
+	return c.wait(ctx, id, p)
+}
+
+// checkPublish applies what the server announced in CONNACK. c.mu is held.
+func (c *Client) checkPublish(m *Message) error {
+	if c.closed {
+		return ErrClosed
+	}
+	if ack := c.connack; ack != nil {
+		if m.QoS > ack.MaximumQoS {
+			return ErrQoSNotSupported // [MQTT-3.2.2-11]
+		}
+		if m.Retain && !ack.RetainAvailable {
+			return ErrRetainNotSupported // [MQTT-3.2.2-14]
+		}
+	}
+	return nil
+}
+
+func (c *Client) publishQoS0(m *Message) error {
+	c.mu.Lock()
+	if err := c.checkPublish(m); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	cn := c.conn
+	if cn == nil {
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	c.user = fillPublish(&c.pub, m, c.user)
+	c.pub.PacketID = 0
+	cn.wmu.Lock()
+	var err error
+	if cn.closed {
+		err = ErrNotConnected
+	} else {
+		_, err = cn.appendLocked(&c.pub)
+	}
+	cn.wmu.Unlock()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	cn.kick()
+	cn.waitDrained(c.ctx.Done())
+	return nil
+}
+
+// sendPublishLocked encodes c.pub into the connection's write buffer, or
+// only into the store while disconnected, and records it in the store.
+// Holding c.mu keeps this atomic with a reconnect's resend, so a message is
+// never stored after the resend has read the store yet never sent.
+func (c *Client) sendPublishLocked(id uint16) error {
+	if cn := c.conn; cn != nil {
+		cn.wmu.Lock()
+		if !cn.closed {
+			encoded, err := cn.appendLocked(&c.pub)
+			if err == nil {
+				err = c.store.PutOutbound(id, encoded)
+			}
+			cn.wmu.Unlock()
+			if err == nil {
+				cn.kick()
+			}
+			return err
+		}
+		cn.wmu.Unlock()
+	}
+	var err error
+	c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version)
+	if err != nil {
+		return err
+	}
+	if ack := c.connack; ack != nil && ack.MaximumPacketSize > 0 && len(c.scratch) > int(ack.MaximumPacketSize) {
+		return ErrPacketTooLarge
+	}
+	return c.store.PutOutbound(id, c.scratch)
+}
+
+// wait blocks until the flow under id completes or ctx ends.
+func (c *Client) wait(ctx context.Context, id uint16, p *pending) error {
+	_, _, err := c.waitResult(ctx, id, p)
+	return err
+}
+
+// waitResult is wait that also returns the codes and reason string of a
+// SUBACK or UNSUBACK.
+func (c *Client) waitResult(ctx context.Context, id uint16, p *pending) ([]ReasonCode, string, error) {
+	var err error
+	select {
+	case err = <-p.done:
+	case <-ctx.Done():
+		c.mu.Lock()
+		if c.pending[id] == p {
+			// Still in flight: leave it to the session and let the
+			// completion recycle it.
+			p.abandoned = true
+			c.mu.Unlock()
+			return nil, "", ctx.Err()
+		}
+		c.mu.Unlock()
+		err = <-p.done
+	}
+	c.mu.Lock()
+	codes, reason := slices.Clone(p.codes), p.reason
+	c.recycle(p)
+	c.mu.Unlock()
+	return codes, reason, err
+}
+
+// allocID returns a packet identifier not in use. c.mu is held; there is
+// always one free because in-flight flows are bounded by the quota.
+func (c *Client) allocID() uint16 {
+	for {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.pending[c.nextID]; !used {
+			return c.nextID
+		}
+	}
+}
+
+func (c *Client) newPending(kind packet.Type) *pending {
+	var p *pending
+	if n := len(c.freeList); n > 0 {
+		p, c.freeList = c.freeList[n-1], c.freeList[:n-1]
+	} else {
+		p = &pending{done: make(chan error, 1)}
+	}
+	p.kind = kind
+	return p
+}
+
+func (c *Client) recycle(p *pending) {
+	*p = pending{done: p.done, codes: p.codes[:0]}
+	c.freeList = append(c.freeList, p)
+}
+
+// passQuota wakes one publisher waiting for a slot; it passes the wake on
+// if it finds room left over.
+func (c *Client) passQuota() {
+	select {
+	case c.quotaFree <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) releaseQuota() {
+	c.inflight--
+	c.passQuota()
+}
+
+// completeLocked ends the flow under id with err. c.mu is held.
+func (c *Client) completeLocked(id uint16, err error) {
+	p := c.pending[id]
+	if p == nil {
+		return
+	}
+	delete(c.pending, id)
+	if p.kind == packet.TypePublish {
+		c.releaseQuota()
+		if serr := c.store.DeleteOutbound(id); serr != nil {
+			c.log.Error(serr, "deleting from the session store", "packetID", id)
+		}
+	}
+	if p.abandoned {
+		c.recycle(p)
+		return
+	}
+	p.done <- err
+}
+
+// handleAck processes PUBACK, PUBREC, PUBREL and PUBCOMP.
+func (c *Client) handleAck(cn *conn, a *packet.Ack) error {
+	switch a.PacketType {
+	case packet.TypePuback, packet.TypePubcomp:
+		c.mu.Lock()
+		p := c.pending[a.PacketID]
+		if p == nil || p.kind != packet.TypePublish {
+			c.mu.Unlock()
+			c.log.V(1).Info("acknowledgement for an unknown packet", "type", a.PacketType.String(), "packetID", a.PacketID)
+			return nil
+		}
+		wantQoS := AtLeastOnce
+		if a.PacketType == packet.TypePubcomp {
+			wantQoS = ExactlyOnce
+		}
+		if p.qos != wantQoS {
+			c.mu.Unlock()
+			return fmt.Errorf("%w: %s for a QoS %d publish", packet.ProtocolError, a.PacketType, p.qos)
+		}
+		c.completeLocked(a.PacketID, c.publishResult(p, a))
+		c.mu.Unlock()
+	case packet.TypePubrec:
+		c.mu.Lock()
+		p := c.pending[a.PacketID]
+		if p == nil || p.kind != packet.TypePublish || p.qos != ExactlyOnce {
+			c.mu.Unlock()
+			// Answer anyway so the server can end its flow.
+			cn.writeAckReason(packet.TypePubrel, a.PacketID, packet.PacketIdentifierNotFound)
+			return nil
+		}
+		if a.ReasonCode.IsError() {
+			c.completeLocked(a.PacketID, c.publishResult(p, a))
+			c.mu.Unlock()
+			return nil
+		}
+		p.pubrec = true
+		// The PUBREL replaces the PUBLISH in the store, so a resumed
+		// session resends the PUBREL, not the message. [MQTT-4.3.3-5]
+		rel := [4]byte{byte(packet.TypePubrel)<<4 | 0x02, 2, byte(a.PacketID >> 8), byte(a.PacketID)}
+		err := c.store.PutOutbound(a.PacketID, rel[:])
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		cn.writeRaw(rel[:])
+	case packet.TypePubrel:
+		c.mu.Lock()
+		_, known := c.inboundQoS2[a.PacketID]
+		delete(c.inboundQoS2, a.PacketID)
+		c.mu.Unlock()
+		code := packet.Success
+		if known {
+			if err := c.store.DeleteInbound(a.PacketID); err != nil {
+				return err
+			}
+		} else {
+			code = packet.PacketIdentifierNotFound
+		}
+		cn.writeAckReason(packet.TypePubcomp, a.PacketID, code)
+		if cn.inboundUnacked.Add(-1) < 0 {
+			cn.inboundUnacked.Store(0)
+		}
+	}
+	return nil
+}
+
+func (c *Client) publishResult(p *pending, a *packet.Ack) error {
+	if !a.ReasonCode.IsError() {
+		return nil
+	}
+	return &PublishError{Topic: p.topic, Code: a.ReasonCode, ReasonString: string(a.Properties.ReasonString)}
+}
