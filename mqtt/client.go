@@ -514,10 +514,7 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	c.cancel()
 	var err error
 	if cn != nil {
-		if werr := cn.writePacket(&packet.Disconnect{}); werr == nil {
-			err = cn.flushNow(ctx)
-		}
-		cn.close(ErrClosed)
+		err = cn.shutdown(ctx)
 		cn.wg.Wait()
 	}
 	c.wg.Wait()
@@ -526,19 +523,6 @@ func (c *Client) Disconnect(ctx context.Context) error {
 		c.completeLocked(id, ErrClosed)
 	}
 	c.mu.Unlock()
-	return err
-}
-
-// flushNow writes what is queued, from the caller's goroutine.
-func (cn *conn) flushNow(ctx context.Context) error {
-	if d, ok := ctx.Deadline(); ok {
-		_ = cn.nc.SetWriteDeadline(d)
-	}
-	cn.wmu.Lock()
-	buf := cn.wbuf
-	cn.wbuf = nil
-	cn.wmu.Unlock()
-	_, err := cn.nc.Write(buf)
 	return err
 }
 
@@ -566,6 +550,7 @@ func (c *Client) ServerInfo() *Connack {
 // counters are the client's running statistics.
 type counters struct {
 	bytesIn, bytesOut, reconnects, connectionsLost, droppedQoS0 atomic.Uint64
+	receiveMaximumOvershoot                                     atomic.Uint64
 }
 
 // Stats is a snapshot of a client's counters.
@@ -575,6 +560,9 @@ type Stats struct {
 	ConnectionsLost   uint64
 	// DroppedQoS0 counts QoS 0 messages dropped with DropQoS0WhenFull.
 	DroppedQoS0 uint64
+	// ReceiveMaximumOvershoot counts messages the server sent beyond our
+	// Receive Maximum (see Options.StrictReceiveMaximum).
+	ReceiveMaximumOvershoot uint64
 	// InFlight is the number of QoS 1 and 2 publishes awaiting acknowledgement.
 	InFlight int
 	// Queued is the number of received messages waiting for handlers.
@@ -587,12 +575,13 @@ func (c *Client) Stats() Stats {
 	inflight := c.inflight
 	c.mu.Unlock()
 	return Stats{
-		BytesIn:         c.stats.bytesIn.Load(),
-		BytesOut:        c.stats.bytesOut.Load(),
-		Reconnects:      c.stats.reconnects.Load(),
-		ConnectionsLost: c.stats.connectionsLost.Load(),
-		DroppedQoS0:     c.stats.droppedQoS0.Load(),
-		InFlight:        inflight,
-		Queued:          len(c.queue),
+		BytesIn:                 c.stats.bytesIn.Load(),
+		BytesOut:                c.stats.bytesOut.Load(),
+		Reconnects:              c.stats.reconnects.Load(),
+		ConnectionsLost:         c.stats.connectionsLost.Load(),
+		DroppedQoS0:             c.stats.droppedQoS0.Load(),
+		ReceiveMaximumOvershoot: c.stats.receiveMaximumOvershoot.Load(),
+		InFlight:                inflight,
+		Queued:                  len(c.queue),
 	}
 }

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +34,10 @@ type conn struct {
 	spare  []byte // the buffer the writer last wrote, for reuse
 	closed bool   // set under wmu when the connection ends
 
-	wake    chan struct{} // writer has work
-	drained chan struct{} // writer finished a write
+	wake       chan struct{} // writer has work
+	drained    chan struct{} // writer finished a write
+	finish     chan struct{} // closed by Disconnect: flush, then close
+	finishOnce sync.Once
 
 	lastSend      atomic.Int64 // unix nanoseconds
 	lastRecv      atomic.Int64
@@ -65,6 +68,7 @@ func newConn(c *Client, nc net.Conn, br *bufio.Reader) *conn {
 		version: c.opts.Version,
 		wake:    make(chan struct{}, 1),
 		drained: make(chan struct{}, 1),
+		finish:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	cn.lastSend.Store(now)
@@ -227,9 +231,37 @@ func (cn *conn) writeLoop() {
 				cn.close(err)
 				return
 			}
+		case <-cn.finish:
+			// Everything queued before the final DISCONNECT goes out
+			// first, in order, from this goroutine alone.
+			err := cn.flush()
+			if err == nil {
+				err = ErrClosed
+			}
+			cn.close(err)
+			return
 		case <-cn.done:
 			return
 		}
+	}
+}
+
+// shutdown queues a normal DISCONNECT and has the writer send everything
+// queued, then close. It waits until the connection has ended or ctx ends.
+func (cn *conn) shutdown(ctx context.Context) error {
+	if err := cn.writePacket(&packet.Disconnect{}); err != nil {
+		return nil // already closed
+	}
+	cn.finishOnce.Do(func() { close(cn.finish) })
+	select {
+	case <-cn.done:
+		if errors.Is(cn.err, ErrClosed) {
+			return nil
+		}
+		return cn.err
+	case <-ctx.Done():
+		cn.close(ErrClosed)
+		return ctx.Err()
 	}
 }
 

@@ -75,8 +75,18 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 		return fmt.Errorf("%w: topic alias %d", packet.TopicAliasInvalid, p.Properties.TopicAlias)
 	}
 	if p.QoS > 0 {
-		if n := cn.inboundUnacked.Add(1); cn.version == V5 && n > int32(c.opts.ReceiveMaximum) {
+		// The hard bound is the handler queue, the memory we protect; see
+		// Options.StrictReceiveMaximum for why it is not ReceiveMaximum.
+		limit := int32(c.opts.HandlerQueue)
+		if c.opts.StrictReceiveMaximum {
+			limit = int32(c.opts.ReceiveMaximum)
+		}
+		switch n := cn.inboundUnacked.Add(1); {
+		case cn.version != V5:
+		case n > limit:
 			return fmt.Errorf("%w: %d unacknowledged, maximum %d", packet.ReceiveMaximumExceeded, n, c.opts.ReceiveMaximum)
+		case n > int32(c.opts.ReceiveMaximum):
+			c.stats.receiveMaximumOvershoot.Add(1)
 		}
 	}
 	if p.QoS == 2 {
@@ -112,10 +122,20 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 		cn.lastRecv.Store(time.Now().UnixNano())
 		cn.readerWaiting.Store(false)
 	}()
+	// The wait outlives a lost connection on purpose: the message was
+	// received, and for QoS 2 it is already recorded as delivered, so
+	// dropping it here would turn exactly-once into at-most-once.
 	select {
 	case c.queue <- item:
-	case <-cn.done:
 	case <-c.ctx.Done():
+		if p.QoS == 2 {
+			// Not delivered: let the server's resend in a later session
+			// deliver it.
+			c.mu.Lock()
+			delete(c.inboundQoS2, p.PacketID)
+			c.mu.Unlock()
+			_ = c.store.DeleteInbound(p.PacketID)
+		}
 	}
 	return nil
 }
@@ -130,10 +150,12 @@ func (c *Client) dispatch() {
 			c.router.route(item.msg, c.opts.DefaultHandler)
 			switch item.msg.QoS {
 			case AtLeastOnce:
-				item.cn.writeAck(packet.TypePuback, item.id)
+				// Count the message as answered before the PUBACK can
+				// reach the server and free its slot for the next one.
 				if item.cn.inboundUnacked.Add(-1) < 0 {
 					item.cn.inboundUnacked.Store(0)
 				}
+				item.cn.writeAck(packet.TypePuback, item.id)
 			case ExactlyOnce:
 				item.cn.writeAck(packet.TypePubrec, item.id)
 			}

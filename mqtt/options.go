@@ -50,8 +50,17 @@ type Options struct {
 	Will *Will
 
 	// ReceiveMaximum is how many inbound QoS 1 and 2 messages the server may
-	// have unacknowledged at once (v5; default and at most HandlerQueue).
+	// have unacknowledged at once (v5; default HandlerQueue/4, at most
+	// HandlerQueue).
 	ReceiveMaximum uint16
+	// StrictReceiveMaximum closes the connection with Receive Maximum
+	// exceeded (0x93) as soon as the server sends one message more than
+	// ReceiveMaximum, as the specification asks. By default the client
+	// tolerates overshoot up to HandlerQueue, counting it in Stats, because
+	// mosquitto 2.0 overshoots under load (eclipse-mosquitto/mosquitto#2301)
+	// and a client that drops its connection over one extra message there is
+	// worse than one that absorbs it.
+	StrictReceiveMaximum bool
 	// MaximumPacketSize is the largest packet we accept (default 1 MiB, at
 	// most 268,435,455). Under v5 the server is told and must not send more;
 	// a larger packet closes the connection with Packet Too Large.
@@ -122,7 +131,10 @@ func (o *Options) setDefaults() {
 	if o.HandlerQueue <= 0 {
 		o.HandlerQueue = 1024
 	}
-	if o.ReceiveMaximum == 0 || int(o.ReceiveMaximum) > o.HandlerQueue {
+	if o.ReceiveMaximum == 0 {
+		o.ReceiveMaximum = uint16(min(max(o.HandlerQueue/4, 1), 65535))
+	}
+	if int(o.ReceiveMaximum) > o.HandlerQueue {
 		o.ReceiveMaximum = uint16(min(o.HandlerQueue, 65535))
 	}
 	if o.MaximumPacketSize == 0 {

@@ -304,10 +304,10 @@ func (c *Client) handleAck(cn *conn, a *packet.Ack) error {
 		} else {
 			code = packet.PacketIdentifierNotFound
 		}
-		cn.writeAckReason(packet.TypePubcomp, a.PacketID, code)
 		if cn.inboundUnacked.Add(-1) < 0 {
 			cn.inboundUnacked.Store(0)
 		}
+		cn.writeAckReason(packet.TypePubcomp, a.PacketID, code)
 	}
 	return nil
 }

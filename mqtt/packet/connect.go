@@ -190,10 +190,7 @@ func (p *Connect) Append(dst []byte, _ Version) ([]byte, error) {
 }
 
 // hasProperties reports whether any property would be encoded.
-func hasProperties(p *Properties) bool {
-	n, err := p.size(^scope(0))
-	return err != nil || n > 0
-}
+func hasProperties(p *Properties) bool { return p.sending() != 0 }
 
 // Connack is a CONNACK packet. (3.2) In 3.1.1, ReasonCode holds the return code.
 type Connack struct {
@@ -238,6 +235,16 @@ func (p *Connack) Unmarshal(v Version, _ byte, body []byte) error {
 
 // Append encodes the CONNACK.
 func (p *Connack) Append(dst []byte, v Version) ([]byte, error) {
+	if v == V5 && !p.ReasonCode.validFor(TypeConnack) {
+		return dst, errorf(ErrReasonCode, "CONNACK 0x%02X", byte(p.ReasonCode))
+	}
+	if v != V5 && p.ReasonCode > V311NotAuthorized {
+		return dst, errorf(ErrReasonCode, "CONNACK return code 0x%02X", byte(p.ReasonCode))
+	}
+	if p.SessionPresent && p.ReasonCode != Success {
+		// [MQTT-3.2.2-4] / [MQTT-3.2.2-6]
+		return dst, errorf(ErrConnackFlags, "session present with a refusal")
+	}
 	size := 2
 	var propSize int
 	var err error

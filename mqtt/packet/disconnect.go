@@ -81,6 +81,12 @@ func appendReason(dst []byte, t Type, code ReasonCode, props *Properties) ([]byt
 	if propSize == 0 && code == Success {
 		return append(dst, byte(t)<<4, 0), nil
 	}
+	if propSize == 0 && t == TypeDisconnect {
+		// "If the Remaining Length is less than 2, a value of 0 is used"
+		// for DISCONNECT's property length (3.14.2.2.1), so a reason code
+		// alone is the shortest form. AUTH has no such rule (3.15.2.2.1).
+		return append(dst, byte(t)<<4, 1, byte(code)), nil
+	}
 	size := 1 + VarIntSize(uint32(propSize)) + propSize
 	if dst, err = appendHeader(dst, t, 0, size); err != nil {
 		return dst, err

@@ -65,8 +65,12 @@ var (
 	ErrSharedSubscription = &Error{Reason: TopicFilterInvalid, msg: "invalid shared subscription"}
 	// ErrNoLocalShared means No Local was asked for on a shared subscription. [MQTT-3.8.3-4]
 	ErrNoLocalShared = protocol("No Local set on a shared subscription")
-	// ErrSubscriptionOptions means reserved subscription option bits or retain handling 3. [MQTT-3.8.3-5]
+	// ErrSubscriptionOptions means reserved subscription option bits are set
+	// [MQTT-3.8.3-5], or, in 3.1.1, any bit but the QoS or a QoS of 3 [MQTT-3-8.3-4].
 	ErrSubscriptionOptions = malformed("invalid subscription options")
+	// ErrSubscriptionOptionValue means a 5.0 subscription asks for Maximum QoS 3
+	// or Retain Handling 3, each "a Protocol Error" in 3.8.3.1.
+	ErrSubscriptionOptionValue = protocol("subscription maximum QoS or retain handling of 3")
 	// ErrNoFilters means SUBSCRIBE or UNSUBSCRIBE carries no topic filter. [MQTT-3.8.3-2], [MQTT-3.10.3-2]
 	ErrNoFilters = protocol("no topic filters")
 	// ErrReasonCode means a reason or return code that the packet type does not allow.

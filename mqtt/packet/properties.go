@@ -1,5 +1,7 @@
 package packet
 
+import "math/bits"
+
 // PropID identifies an MQTT 5.0 property. (2.2.2.2)
 type PropID byte
 
@@ -294,14 +296,17 @@ func (p *Properties) decode(r *reader, where scope) {
 	end := r.off + int(n)
 	sub := reader{b: r.b[:end], off: r.off}
 	for sub.err == nil && sub.off < end {
-		id := PropID(sub.varInt())
+		// The identifier is a variable byte integer (2.2.2.2): range-check
+		// it before narrowing, or 257 would pass as 0x01.
+		raw := sub.varInt()
 		if sub.err != nil {
 			break
 		}
-		if id > maxPropID || propSpecs[id].kind == 0 || propSpecs[id].where&where == 0 {
-			sub.fail(errorf(ErrPropertyNotAllowed, "identifier 0x%02X", byte(id)))
+		if raw > maxPropID || propSpecs[raw].kind == 0 || propSpecs[raw].where&where == 0 {
+			sub.fail(errorf(ErrPropertyNotAllowed, "identifier 0x%02X", raw))
 			break
 		}
+		id := PropID(raw)
 		repeatable := id == PropUser || (id == PropSubscriptionID && where == inPublish)
 		if p.Has(id) && !repeatable {
 			sub.fail(errorf(ErrPropertyDuplicate, "identifier 0x%02X", byte(id)))
@@ -348,30 +353,121 @@ func (p *Properties) decode(r *reader, where scope) {
 	r.off = end
 }
 
-// sends reports whether property id is to be encoded.
-func (p *Properties) sends(id PropID) bool {
-	switch propSpecs[id].kind {
-	case kindByte, kindUint16, kindUint32:
-		return p.Has(id) || p.numeric(id) != 0
-	case kindVarInt:
-		return len(p.SubscriptionIDs) > 0
-	case kindPair:
-		return len(p.User) > 0
-	case kindString, kindBinary:
-		return *p.bytesField(id) != nil
+// numericProps is the set of properties whose value is an integer of one,
+// two or four bytes, as bits indexed by identifier. Such a property is sent
+// when marked or non-zero; the others (strings, binary data, subscription
+// identifiers, user properties) when they hold something, marked or not.
+const numericProps uint64 = 1<<PropPayloadFormat | 1<<PropMessageExpiry | 1<<PropSessionExpiry |
+	1<<PropServerKeepAlive | 1<<PropRequestProblemInfo | 1<<PropWillDelay | 1<<PropRequestResponseInfo |
+	1<<PropReceiveMaximum | 1<<PropTopicAliasMaximum | 1<<PropTopicAlias | 1<<PropMaximumQoS |
+	1<<PropRetainAvailable | 1<<PropMaximumPacketSize | 1<<PropWildcardSubAvailable | 1<<PropSubIDAvailable |
+	1<<PropSharedSubAvailable
+
+// sending returns the set of properties that encoding p sends, as bits
+// indexed by identifier. Encoding visits only these, so a packet without
+// properties, the common case, costs one pass over the fields rather than
+// a walk through every identifier.
+func (p *Properties) sending() uint64 {
+	m := p.present & numericProps
+	if p.PayloadFormat != 0 {
+		m |= 1 << PropPayloadFormat
 	}
-	return false
+	if p.MessageExpiry != 0 {
+		m |= 1 << PropMessageExpiry
+	}
+	if p.ContentType != nil {
+		m |= 1 << PropContentType
+	}
+	if p.ResponseTopic != nil {
+		m |= 1 << PropResponseTopic
+	}
+	if p.CorrelationData != nil {
+		m |= 1 << PropCorrelationData
+	}
+	if len(p.SubscriptionIDs) > 0 {
+		m |= 1 << PropSubscriptionID
+	}
+	if p.SessionExpiry != 0 {
+		m |= 1 << PropSessionExpiry
+	}
+	if p.AssignedClientID != nil {
+		m |= 1 << PropAssignedClientID
+	}
+	if p.ServerKeepAlive != 0 {
+		m |= 1 << PropServerKeepAlive
+	}
+	if p.AuthMethod != nil {
+		m |= 1 << PropAuthMethod
+	}
+	if p.AuthData != nil {
+		m |= 1 << PropAuthData
+	}
+	if p.RequestProblemInfo != 0 {
+		m |= 1 << PropRequestProblemInfo
+	}
+	if p.WillDelay != 0 {
+		m |= 1 << PropWillDelay
+	}
+	if p.RequestResponseInfo != 0 {
+		m |= 1 << PropRequestResponseInfo
+	}
+	if p.ResponseInfo != nil {
+		m |= 1 << PropResponseInfo
+	}
+	if p.ServerReference != nil {
+		m |= 1 << PropServerReference
+	}
+	if p.ReasonString != nil {
+		m |= 1 << PropReasonString
+	}
+	if p.ReceiveMaximum != 0 {
+		m |= 1 << PropReceiveMaximum
+	}
+	if p.TopicAliasMaximum != 0 {
+		m |= 1 << PropTopicAliasMaximum
+	}
+	if p.TopicAlias != 0 {
+		m |= 1 << PropTopicAlias
+	}
+	if p.MaximumQoS != 0 {
+		m |= 1 << PropMaximumQoS
+	}
+	if p.RetainAvailable != 0 {
+		m |= 1 << PropRetainAvailable
+	}
+	if len(p.User) > 0 {
+		m |= 1 << PropUser
+	}
+	if p.MaximumPacketSize != 0 {
+		m |= 1 << PropMaximumPacketSize
+	}
+	if p.WildcardSubAvailable != 0 {
+		m |= 1 << PropWildcardSubAvailable
+	}
+	if p.SubIDAvailable != 0 {
+		m |= 1 << PropSubIDAvailable
+	}
+	if p.SharedSubAvailable != 0 {
+		m |= 1 << PropSharedSubAvailable
+	}
+	return m
+}
+
+// nextProp removes the lowest identifier from the set *m and returns it:
+// walking a set this way visits identifiers in ascending order.
+func nextProp(m *uint64) PropID {
+	id := PropID(bits.TrailingZeros64(*m))
+	*m &= *m - 1
+	return id
 }
 
 // size returns the encoded length of the properties, without the length
 // prefix, after checking that each is allowed in where and within limits.
 func (p *Properties) size(where scope) (int, error) {
 	n := 0
-	for id := PropID(1); id <= maxPropID; id++ {
+	for m := p.sending(); m != 0; {
+		id := nextProp(&m)
 		spec := propSpecs[id]
-		if spec.kind == 0 || !p.sends(id) {
-			continue
-		}
 		if spec.where&where == 0 {
 			return 0, errorf(ErrPropertyNotAllowed, "identifier 0x%02X", byte(id))
 		}
@@ -427,12 +523,9 @@ func (p *Properties) appendTo(dst []byte, n int) []byte {
 	if n == 0 {
 		return dst
 	}
-	for id := PropID(1); id <= maxPropID; id++ {
-		spec := propSpecs[id]
-		if spec.kind == 0 || !p.sends(id) {
-			continue
-		}
-		switch spec.kind {
+	for m := p.sending(); m != 0; {
+		id := nextProp(&m)
+		switch propSpecs[id].kind {
 		case kindByte:
 			dst = append(dst, byte(id), byte(p.numeric(id)))
 		case kindUint16:

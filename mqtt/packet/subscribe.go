@@ -53,8 +53,11 @@ func (p *Subscribe) Unmarshal(v Version, _ byte, body []byte) error {
 		s.QoS = o & 0x03
 		if v == V5 {
 			s.NoLocal, s.RetainAsPublished, s.RetainHandling = o&0x04 != 0, o&0x08 != 0, o>>4&0x03
-			if o&0xC0 != 0 || s.RetainHandling == 3 || s.QoS == 3 {
+			if o&0xC0 != 0 {
 				return ErrSubscriptionOptions // [MQTT-3.8.3-5]
+			}
+			if s.RetainHandling == 3 || s.QoS == 3 {
+				return ErrSubscriptionOptionValue // 3.8.3.1
 			}
 			if _, _, shared := SplitShared(s.Filter); shared && s.NoLocal {
 				return ErrNoLocalShared
@@ -85,7 +88,7 @@ func (p *Subscribe) Append(dst []byte, v Version) ([]byte, error) {
 			return dst, err
 		}
 		if s.QoS > 2 || s.RetainHandling > 2 {
-			return dst, ErrSubscriptionOptions
+			return dst, ErrSubscriptionOptionValue
 		}
 		if v != V5 && (s.NoLocal || s.RetainAsPublished || s.RetainHandling != 0) {
 			return dst, ErrPropertiesV311
@@ -249,11 +252,7 @@ func unmarshalCodes(r *reader, v Version, t Type, id *uint16, props *Properties,
 	}
 	for r.err == nil && r.remaining() > 0 {
 		c := ReasonCode(r.byte())
-		ok := c.validFor(t)
-		if v != V5 {
-			ok = c <= GrantedQoS2 || c == V311SubscribeFailure
-		}
-		if !ok {
+		if !codeAllowed(v, t, c) {
 			return errorf(ErrReasonCode, "%s 0x%02X", t, byte(c))
 		}
 		*codes = append(*codes, c)
@@ -262,6 +261,15 @@ func unmarshalCodes(r *reader, v Version, t Type, id *uint16, props *Properties,
 		return errorf(ErrReasonCode, "%s without reason codes", t)
 	}
 	return r.done()
+}
+
+// codeAllowed reports whether c may appear in a SUBACK or UNSUBACK of
+// version v. 3.1.1 SUBACK allows 0x00–0x02 and 0x80. [MQTT-3.9.3-2]
+func codeAllowed(v Version, t Type, c ReasonCode) bool {
+	if v != V5 {
+		return t == TypeSuback && (c <= GrantedQoS2 || c == V311SubscribeFailure)
+	}
+	return c.validFor(t)
 }
 
 func appendCodes(dst []byte, v Version, t Type, id uint16, props *Properties, codes []ReasonCode) ([]byte, error) {
@@ -283,7 +291,16 @@ func appendCodes(dst []byte, v Version, t Type, id uint16, props *Properties, co
 		if len(codes) == 0 {
 			return dst, errorf(ErrReasonCode, "%s without reason codes", t)
 		}
+		for _, c := range codes {
+			if !codeAllowed(v, t, c) {
+				return dst, errorf(ErrReasonCode, "%s 0x%02X", t, byte(c))
+			}
+		}
 		size += len(codes)
+	} else if len(codes) > 0 {
+		// A 3.1.1 UNSUBACK has no payload (3.11.3): dropping the codes
+		// silently would lose what the caller meant to say.
+		return dst, ErrPropertiesV311
 	}
 	if dst, err = appendHeader(dst, t, 0, size); err != nil {
 		return dst, err

@@ -3,6 +3,7 @@ package packet
 import (
 	"bytes"
 	"strings"
+	"unicode/utf8"
 )
 
 // sharePrefix starts a shared subscription filter: $share/{ShareName}/{filter}.
@@ -19,10 +20,20 @@ func ValidTopicName(name []byte) error {
 	if len(name) > 0xFFFF {
 		return ErrStringTooLong
 	}
-	if bytes.IndexAny(name, "+#") >= 0 {
-		return errorf(ErrTopicName, "%q contains a wildcard", name)
+	// One pass finds wildcards, which take precedence, and notes what the
+	// UTF-8 check needs: a NUL, or bytes beyond ASCII to validate.
+	nul, ascii := false, true
+	for _, c := range name {
+		switch {
+		case c == '+' || c == '#':
+			return errorf(ErrTopicName, "%q contains a wildcard", name)
+		case c == 0:
+			nul = true
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
 	}
-	if !ValidUTF8(name) {
+	if nul || (!ascii && !utf8.Valid(name)) {
 		return ErrInvalidUTF8
 	}
 	return nil
