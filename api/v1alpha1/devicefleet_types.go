@@ -189,7 +189,3 @@ type DeviceFleetList struct {
 	// Items are the fleets.
 	Items []DeviceFleet `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DeviceFleet{}, &DeviceFleetList{})
-}

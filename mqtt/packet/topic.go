@@ -53,7 +53,7 @@ func ValidTopicFilter(filter []byte) error {
 		return ErrInvalidUTF8
 	}
 	if share, rest, ok := SplitShared(filter); ok {
-		if len(share) == 0 || bytes.IndexAny(share, "+#") >= 0 {
+		if len(share) == 0 || bytes.ContainsAny(share, "+#") {
 			return errorf(ErrSharedSubscription, "share name in %q must be non-empty without wildcards", filter)
 		}
 		if len(rest) == 0 {
