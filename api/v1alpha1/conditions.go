@@ -12,6 +12,12 @@ const (
 	ConditionStalled = "Stalled"
 	// ConditionBrokerConnected is True while the fleet's MQTT session is up.
 	ConditionBrokerConnected = "BrokerConnected"
+	// ConditionProgressing is True while a rollout sends notices or waits for devices.
+	ConditionProgressing = "Progressing"
+	// ConditionPaused is True while a rollout is paused, by spec or by its failure policy.
+	ConditionPaused = "Paused"
+	// ConditionDegraded is True when failures tripped the failure policy.
+	ConditionDegraded = "Degraded"
 )
 
 // Condition reasons shared by both kinds.
@@ -26,4 +32,25 @@ const (
 	ReasonInvalidCredentials = "InvalidCredentials"
 	// ReasonSynced means the fleet's device state was rebuilt from the broker.
 	ReasonSynced = "Synced"
+	// ReasonFleetNotFound means the referenced DeviceFleet does not exist.
+	ReasonFleetNotFound = "FleetNotFound"
+	// ReasonFleetNotReady means the fleet's broker session is not up.
+	ReasonFleetNotReady = "FleetNotReady"
+	// ReasonInvalidSpec means the spec cannot be acted on (e.g. a bad selector).
+	ReasonInvalidSpec = "InvalidSpec"
+)
+
+// Rollout condition reasons.
+const (
+	ReasonWaveProgressing    = "WaveProgressing"
+	ReasonWaitingForApproval = "WaitingForApproval"
+	ReasonSoaking            = "Soaking"
+	ReasonPausedBySpec       = "PausedBySpec"
+	ReasonFailureThreshold   = "FailureThresholdExceeded"
+	ReasonRolloutSucceeded   = "RolloutSucceeded"
+	ReasonRolloutAborted     = "RolloutAborted"
+	ReasonRolloutCanceled    = "RolloutCanceled"
+	ReasonSuperseded         = "Superseded"
+	ReasonRateLimited        = "RateLimited"
+	ReasonWithinPolicy       = "WithinPolicy"
 )

@@ -26,6 +26,7 @@ var (
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&DeviceFleet{}, &DeviceFleetList{},
+		&FirmwareRollout{}, &FirmwareRolloutList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

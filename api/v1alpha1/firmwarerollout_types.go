@@ -1,0 +1,377 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// FirmwareRolloutSpec is a firmware update campaign for (part of) a fleet.
+// Every action a person takes on a running rollout is a field here, so that
+// the rollout can be driven from git: pause, approve the next gate, cancel.
+type FirmwareRolloutSpec struct {
+	// FleetRef names the DeviceFleet, in the rollout's namespace, to update.
+	// +required
+	FleetRef corev1.LocalObjectReference `json:"fleetRef"`
+
+	// Firmware is the image to install.
+	// +required
+	Firmware FirmwareSpec `json:"firmware"`
+
+	// Selector narrows the devices of the fleet that the rollout targets.
+	// Devices of other models than Firmware.Models are never targeted.
+	// +optional
+	Selector *DeviceSelector `json:"selector,omitempty"`
+
+	// Strategy is how fast the rollout goes: waves, gates and limits.
+	// +required
+	Strategy RolloutStrategy `json:"strategy"`
+
+	// FailurePolicy stops the rollout when too many devices fail.
+	// +optional
+	FailurePolicy *FailurePolicy `json:"failurePolicy,omitempty"`
+
+	// DeviceTimeout is how long a device may take from accepting the
+	// update to reporting the outcome before it counts as failed.
+	// +optional
+	// +kubebuilder:default="30m"
+	DeviceTimeout *metav1.Duration `json:"deviceTimeout,omitempty"`
+
+	// Paused stops new notices; devices already notified carry on.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// ApprovedWaves counts the approval gates passed: a wave with
+	// requireApproval starts once ApprovedWaves reaches the number of gated
+	// waves up to and including it. Raise it by one to approve the next gate.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	ApprovedWaves int32 `json:"approvedWaves,omitempty"`
+
+	// Canceled withdraws every notice of the rollout. It cannot be undone.
+	// +optional
+	Canceled bool `json:"canceled,omitempty"`
+}
+
+// FirmwareSpec describes a firmware image.
+type FirmwareSpec struct {
+	// Version is the semantic version devices run after the update.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+(-[0-9A-Za-z.-]+)?(\\\\+[0-9A-Za-z.-]+)?$')",message="version must be a semantic version such as 1.4.2 or 2.0.0-rc.1"
+	Version string `json:"version"`
+
+	// URL is where devices download the image (https:// or http://).
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://') || self.startsWith('http://')",message="url must start with https:// or http://"
+	URL string `json:"url"`
+
+	// Mirrors are further download URLs, tried in order after URL.
+	// +optional
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.all(u, u.startsWith('https://') || u.startsWith('http://'))",message="each mirror must start with https:// or http://"
+	Mirrors []string `json:"mirrors,omitempty"`
+
+	// SHA256 is the image's SHA-256 digest, 64 lowercase hexadecimal characters.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-f]{64}$')",message="sha256 must be 64 lowercase hexadecimal characters"
+	SHA256 string `json:"sha256"`
+
+	// Size is the image's size in bytes.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Size int64 `json:"size"`
+
+	// Signature is an optional detached signature of the image, base64.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Signature string `json:"signature,omitempty"`
+
+	// ReleaseNotesURL points people and devices to what changed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	ReleaseNotesURL string `json:"releaseNotesURL,omitempty"`
+
+	// Models are the device models the image is built for.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(m, m.matches('^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$'))",message="each model must be 1-64 characters of letters, digits, '.', '_' or '-', not starting with '.'"
+	Models []string `json:"models"`
+}
+
+// DeviceSelector picks devices by their inventory.
+type DeviceSelector struct {
+	// Labels matches the labels devices report in their inventory.
+	// +optional
+	Labels *metav1.LabelSelector `json:"labels,omitempty"`
+
+	// CurrentVersion is a semantic version constraint on the firmware a
+	// device runs now, such as ">=1.2.0, <2.0.0". Devices already on the
+	// target version count as done whatever this says.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	CurrentVersion string `json:"currentVersion,omitempty"`
+}
+
+// RolloutStrategy orders the rollout into cumulative waves.
+type RolloutStrategy struct {
+	// Waves are cumulative steps: each wave's percent or count is the share
+	// of targeted devices notified once it has started. Percent waves map to
+	// stable cohorts of devices (see docs/protocol.md), so a device in the
+	// first 10% stays in it.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:XValidation:rule="self.all(w, has(w.percent)) || self.all(w, has(w.count))",message="use percent in every wave or count in every wave, not both"
+	// +kubebuilder:validation:XValidation:rule="self.map(w, has(w.percent) ? w.percent : w.count).isSorted() && self.all(w, self.exists_one(x, (has(x.percent) ? x.percent : x.count) == (has(w.percent) ? w.percent : w.count)))",message="waves must be strictly increasing: each wave covers more devices than the one before"
+	Waves []Wave `json:"waves"`
+
+	// MaxInProgress caps devices that have accepted but not finished; new
+	// notices wait while it is reached. 0 means no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxInProgress int32 `json:"maxInProgress,omitempty"`
+
+	// MaxNoticesPerMinute caps MQTT notice publishes. 0 means no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxNoticesPerMinute int32 `json:"maxNoticesPerMinute,omitempty"`
+}
+
+// Wave is one step of a rollout.
+// +kubebuilder:validation:XValidation:rule="has(self.percent) != has(self.count)",message="a wave sets exactly one of percent or count"
+type Wave struct {
+	// Percent of targeted devices covered once this wave has started (1-100).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Percent *int32 `json:"percent,omitempty"`
+
+	// Count of targeted devices covered once this wave has started.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Count *int32 `json:"count,omitempty"`
+
+	// RequireApproval holds the wave until spec.approvedWaves approves it.
+	// +optional
+	RequireApproval bool `json:"requireApproval,omitempty"`
+
+	// PauseAfter is a soak time: after the wave completes, the next wave
+	// waits this long.
+	// +optional
+	PauseAfter *metav1.Duration `json:"pauseAfter,omitempty"`
+}
+
+// FailureAction is what the rollout does when its failure policy trips.
+// +kubebuilder:validation:Enum=Pause;Abort
+type FailureAction string
+
+const (
+	// FailurePause stops new notices until the policy is satisfied again
+	// (for instance after raising the threshold).
+	FailurePause FailureAction = "Pause"
+	// FailureAbort withdraws every notice and ends the rollout.
+	FailureAbort FailureAction = "Abort"
+)
+
+// FailurePolicy says how many failures a rollout tolerates.
+// +kubebuilder:validation:XValidation:rule="has(self.maxFailedPercent) || has(self.maxFailed)",message="set maxFailedPercent, maxFailed, or both"
+type FailurePolicy struct {
+	// MaxFailedPercent trips the policy when failed devices exceed this
+	// share of finished devices.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxFailedPercent *int32 `json:"maxFailedPercent,omitempty"`
+
+	// MaxFailed trips the policy when failed devices exceed this count.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxFailed *int32 `json:"maxFailed,omitempty"`
+
+	// MinFinished is how many devices must have finished (succeeded or
+	// failed) before the percentage applies, so that one early failure does
+	// not stop a rollout.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MinFinished int32 `json:"minFinished,omitempty"`
+
+	// Action when the policy trips.
+	// +optional
+	// +kubebuilder:default=Pause
+	Action FailureAction `json:"action,omitempty"`
+}
+
+// RolloutPhase is a one-word summary of a rollout.
+// +kubebuilder:validation:Enum=Pending;Progressing;Paused;WaitingForApproval;Succeeded;Failed;Aborted;Canceled
+type RolloutPhase string
+
+// Rollout phases.
+const (
+	PhasePending            RolloutPhase = "Pending"
+	PhaseProgressing        RolloutPhase = "Progressing"
+	PhasePaused             RolloutPhase = "Paused"
+	PhaseWaitingForApproval RolloutPhase = "WaitingForApproval"
+	PhaseSucceeded          RolloutPhase = "Succeeded"
+	PhaseFailed             RolloutPhase = "Failed"
+	PhaseAborted            RolloutPhase = "Aborted"
+	PhaseCanceled           RolloutPhase = "Canceled"
+)
+
+// Terminal reports whether the phase is final.
+func (p RolloutPhase) Terminal() bool {
+	return p == PhaseSucceeded || p == PhaseFailed || p == PhaseAborted || p == PhaseCanceled
+}
+
+// WaveState is where a wave stands.
+// +kubebuilder:validation:Enum=Pending;WaitingForApproval;Progressing;Soaking;Completed
+type WaveState string
+
+// Wave states.
+const (
+	WavePending            WaveState = "Pending"
+	WaveWaitingForApproval WaveState = "WaitingForApproval"
+	WaveProgressing        WaveState = "Progressing"
+	WaveSoaking            WaveState = "Soaking"
+	WaveCompleted          WaveState = "Completed"
+)
+
+// WaveStatus summarises one wave. Counts are of the devices the wave adds.
+type WaveStatus struct {
+	// State of the wave.
+	State WaveState `json:"state"`
+	// Targeted devices the wave covers beyond the previous waves.
+	Targeted int32 `json:"targeted"`
+	// Notified devices among them (a notice reaches them).
+	Notified int32 `json:"notified"`
+	// Succeeded devices among them.
+	Succeeded int32 `json:"succeeded"`
+	// Failed devices among them (failed, rejected or timed out).
+	Failed int32 `json:"failed"`
+	// StartTime is when the wave's first notice went out.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// CompletionTime is when every device of the wave had finished or gone offline.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+}
+
+// DeviceTotals counts targeted devices by where they are in the rollout.
+type DeviceTotals struct {
+	// Targeted devices, including those already on the target version.
+	Targeted int32 `json:"targeted"`
+	// Waiting devices: targeted but no notice reaches them yet.
+	Waiting int32 `json:"waiting"`
+	// Notified devices that have not answered.
+	Notified int32 `json:"notified"`
+	// InProgress devices: accepted, downloading or installing.
+	InProgress int32 `json:"inProgress"`
+	// Succeeded devices, including those that were already current.
+	Succeeded int32 `json:"succeeded"`
+	// Failed devices: reported failure or timed out.
+	Failed int32 `json:"failed"`
+	// Rejected devices: declined the update.
+	Rejected int32 `json:"rejected"`
+	// Canceled devices: stopped because the notice was withdrawn.
+	Canceled int32 `json:"canceled"`
+	// Offline targeted devices that have not finished.
+	Offline int32 `json:"offline"`
+}
+
+// DeviceFailure is one failed device, kept as a sample for people to look at.
+type DeviceFailure struct {
+	// Device is the device ID.
+	Device string `json:"device"`
+	// Reason is what the device (or the timeout) reported.
+	Reason string `json:"reason"`
+	// Time of the failure report.
+	Time metav1.Time `json:"time"`
+}
+
+// FirmwareRolloutStatus is a bounded summary of the rollout.
+type FirmwareRolloutStatus struct {
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Reconciling, Stalled, Progressing, Paused, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Phase summarises the rollout in one word.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+
+	// CurrentWave is the 1-based wave in progress (or last started); 0 before the first.
+	// +optional
+	CurrentWave int32 `json:"currentWave,omitempty"`
+
+	// Progress is "succeeded/targeted", for kubectl.
+	// +optional
+	Progress string `json:"progress,omitempty"`
+
+	// Waves summarises each wave of spec.strategy.waves, in order.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Waves []WaveStatus `json:"waves,omitempty"`
+
+	// Totals counts targeted devices by state.
+	// +optional
+	Totals DeviceTotals `json:"totals,omitzero"`
+
+	// FailureSample is a bounded sample of failed devices, most recent first.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	FailureSample []DeviceFailure `json:"failureSample,omitempty"`
+
+	// StartTime is when the first notice went out.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// CompletionTime is when the rollout reached a terminal phase.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// Message explains the phase to a person.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// FirmwareRollout sends a firmware update to a DeviceFleet as retained MQTT
+// notices, wave by wave, and tracks every device's acknowledgement.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=fwr;rollout,categories=herald
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Wave",type=integer,JSONPath=`.status.currentWave`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.totals.failed`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type FirmwareRollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired campaign.
+	// +required
+	Spec FirmwareRolloutSpec `json:"spec"`
+	// Status is the observed progress.
+	// +optional
+	Status FirmwareRolloutStatus `json:"status,omitzero"`
+}
+
+// FirmwareRolloutList is a list of FirmwareRollouts.
+//
+// +kubebuilder:object:root=true
+type FirmwareRolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// Items are the rollouts.
+	Items []FirmwareRollout `json:"items"`
+}

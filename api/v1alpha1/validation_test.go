@@ -1,0 +1,146 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/testenv"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	cp, err := testenv.StartControlPlane()
+	if err != nil {
+		panic(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := v1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if k8s, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	if err := cp.Stop(); err != nil {
+		panic(err)
+	}
+	os.Exit(code)
+}
+
+func validRollout(name string) *v1.FirmwareRollout {
+	return &v1.FirmwareRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1.FirmwareRolloutSpec{
+			Firmware: v1.FirmwareSpec{
+				Version: "2.1.0",
+				URL:     "https://firmware.example/sensor-2.1.0.bin",
+				SHA256:  strings.Repeat("ab", 32),
+				Size:    1 << 20,
+				Models:  []string{"sensor-a"},
+			},
+			Strategy: v1.RolloutStrategy{Waves: []v1.Wave{{Percent: ptr.To[int32](10)}, {Percent: ptr.To[int32](100), RequireApproval: true}}},
+		},
+	}
+}
+
+// TestRolloutValidation checks that the schema and its CEL rules reject
+// invalid rollouts with messages a person understands.
+func TestRolloutValidation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tests := []struct {
+		name   string
+		mutate func(*v1.FirmwareRollout)
+		want   string // substring of the error; empty means valid
+	}{
+		{"valid", func(*v1.FirmwareRollout) {}, ""},
+		{"sha256 not hex", func(r *v1.FirmwareRollout) { r.Spec.Firmware.SHA256 = strings.Repeat("zz", 32) },
+			"sha256 must be 64 lowercase hexadecimal characters"},
+		{"sha256 short", func(r *v1.FirmwareRollout) { r.Spec.Firmware.SHA256 = "abcd" },
+			"sha256 must be 64 lowercase hexadecimal characters"},
+		{"version not semver", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Version = "latest" },
+			"version must be a semantic version"},
+		{"url scheme", func(r *v1.FirmwareRollout) { r.Spec.Firmware.URL = "ftp://x/y" },
+			"url must start with https:// or http://"},
+		{"model with slash", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Models = []string{"a/b"} },
+			"each model must be 1-64 characters"},
+		{"waves decreasing", func(r *v1.FirmwareRollout) {
+			r.Spec.Strategy.Waves = []v1.Wave{{Percent: ptr.To[int32](50)}, {Percent: ptr.To[int32](20)}}
+		}, "waves must be strictly increasing"},
+		{"waves repeated", func(r *v1.FirmwareRollout) {
+			r.Spec.Strategy.Waves = []v1.Wave{{Percent: ptr.To[int32](50)}, {Percent: ptr.To[int32](50)}}
+		}, "waves must be strictly increasing"},
+		{"percent over 100", func(r *v1.FirmwareRollout) {
+			r.Spec.Strategy.Waves = []v1.Wave{{Percent: ptr.To[int32](150)}}
+		}, "should be less than or equal to 100"},
+		{"percent and count mixed", func(r *v1.FirmwareRollout) {
+			r.Spec.Strategy.Waves = []v1.Wave{{Percent: ptr.To[int32](10)}, {Count: ptr.To[int32](500)}}
+		}, "use percent in every wave or count in every wave"},
+		{"wave with both", func(r *v1.FirmwareRollout) {
+			r.Spec.Strategy.Waves = []v1.Wave{{Percent: ptr.To[int32](10), Count: ptr.To[int32](5)}}
+		}, "a wave sets exactly one of percent or count"},
+		{"no waves", func(r *v1.FirmwareRollout) { r.Spec.Strategy.Waves = nil }, "spec.strategy.waves"},
+		{"empty failure policy", func(r *v1.FirmwareRollout) { r.Spec.FailurePolicy = &v1.FailurePolicy{} },
+			"set maxFailedPercent, maxFailed, or both"},
+		{"unknown failure action", func(r *v1.FirmwareRollout) {
+			r.Spec.FailurePolicy = &v1.FailurePolicy{MaxFailed: ptr.To[int32](1), Action: "Explode"}
+		}, `supported values: "Pause", "Abort"`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := validRollout("r" + string(rune('a'+i)))
+			tt.mutate(r)
+			err := k8s.Create(ctx, r)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("valid rollout rejected: %v", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("invalid rollout accepted, want an error containing %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFleetValidation(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tests := []struct {
+		name      string
+		topicRoot string
+		urls      []string
+		want      string
+	}{
+		{"valid", "factory/sensors", []string{"tls://broker:8883"}, ""},
+		{"wildcard root", "factory/#", []string{"tcp://b:1883"}, "must not contain the MQTT wildcards"},
+		{"trailing slash", "factory/", []string{"tcp://b:1883"}, "must not start or end with '/'"},
+		{"dollar root", "$SYS/x", []string{"tcp://b:1883"}, "must not start with '$'"},
+		{"bad scheme", "f", []string{"http://b"}, "each broker URL must look like"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &v1.DeviceFleet{
+				ObjectMeta: metav1.ObjectMeta{Name: "f" + string(rune('a'+i)), Namespace: "default"},
+				Spec:       v1.DeviceFleetSpec{TopicRoot: tt.topicRoot, Broker: v1.BrokerSpec{URLs: tt.urls}},
+			}
+			err := k8s.Create(ctx, f)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("valid fleet rejected: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
