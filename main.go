@@ -19,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	heraldv1alpha1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/controllers"
 )
 
 func main() {
@@ -83,11 +84,15 @@ func run(metricsAddr, probeAddr string, secureMetrics, enableHTTP2, leaderElect 
 	if err != nil {
 		return err
 	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controllers.Setup(ctx, mgr, controllers.Options{}); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }

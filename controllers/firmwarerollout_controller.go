@@ -1,0 +1,352 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/fleet"
+)
+
+// +kubebuilder:rbac:groups=herald.dev,resources=firmwarerollouts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=herald.dev,resources=firmwarerollouts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=herald.dev,resources=firmwarerollouts/finalizers,verbs=update
+
+// noticeFinalizer holds a rollout until its retained notices are cleared.
+const noticeFinalizer = "herald.dev/notices"
+
+// fleetRefIndex indexes rollouts by the fleet they target.
+const fleetRefIndex = "spec.fleetRef.name"
+
+// statusInterval bounds status writes per rollout, whatever the ack rate.
+const statusInterval = time.Second
+
+// FirmwareRolloutReconciler drives rollouts: it publishes and withdraws
+// retained notices and summarises device acknowledgements in status.
+type FirmwareRolloutReconciler struct {
+	client.Client
+	Sessions *fleet.Manager
+	Recorder events.EventRecorder
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+
+	mu        sync.Mutex
+	limiters  map[types.UID]*rateLimiter
+	lastWrite map[types.UID]time.Time
+}
+
+// Reconcile runs the rollout's steps: deletion, finalizer, fleet lookup,
+// planning, notices, status.
+func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	var ro v1.FirmwareRollout
+	if err := r.Get(ctx, req.NamespacedName, &ro); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !ro.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, &ro)
+	}
+	if !controllerutil.ContainsFinalizer(&ro, noticeFinalizer) {
+		controllerutil.AddFinalizer(&ro, noticeFinalizer)
+		if err := r.Update(ctx, &ro); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	before := ro.Status.DeepCopy()
+	defer func() {
+		if equality.Semantic.DeepEqual(before, &ro.Status) {
+			return
+		}
+		// Status is a summary for people and GitOps tools: write it at
+		// most once per statusInterval, and come back for the rest.
+		if wait := r.statusWait(ro.UID); wait > 0 && before.Phase == ro.Status.Phase {
+			if res.RequeueAfter == 0 || wait < res.RequeueAfter {
+				res.RequeueAfter = wait
+			}
+			return
+		}
+		if err := r.Status().Update(ctx, &ro); err != nil {
+			if !apierrors.IsConflict(err) {
+				retErr = err
+			}
+			res.RequeueAfter = statusInterval
+			return
+		}
+		r.wroteStatus(ro.UID)
+	}()
+
+	s, fl, err := r.fleetSession(ctx, &ro)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	if s == nil {
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+	}
+	superseded, err := r.superseded(ctx, &ro)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	grace := time.Minute
+	if fl.Spec.OfflineGracePeriod != nil {
+		grace = fl.Spec.OfflineGracePeriod.Duration
+	}
+	limiter := r.limiter(&ro)
+	out, err := plan(planInput{
+		rollout:      &ro,
+		devices:      s.State.Each,
+		notices:      s.State.Notices(),
+		topics:       s.Topics,
+		now:          r.Now(),
+		offlineGrace: grace,
+		superseded:   superseded,
+		noticeBudget: limiter.available(r.Now()),
+	})
+	if err != nil {
+		ro.Status.ObservedGeneration = ro.Generation
+		ro.Status.Phase = v1.PhaseFailed
+		ro.Status.Message = err.Error()
+		setRolloutConditions(&ro.Status, ro.Generation, false, "", false)
+		return ctrl.Result{}, nil
+	}
+	if err := r.publish(ctx, s, &ro, out, limiter); err != nil {
+		log.Error(err, "publishing notices")
+		out.requeueAfter = 2 * time.Second
+	}
+	for _, e := range out.events {
+		r.Recorder.Eventf(&ro, nil, e[0], e[1], "Reconcile", "%s", e[2])
+	}
+	ro.Status = out.status
+	return ctrl.Result{RequeueAfter: out.requeueAfter}, nil
+}
+
+// fleetSession finds the rollout's fleet and its synced session. A nil
+// session without error means "not ready yet"; status says why.
+func (r *FirmwareRolloutReconciler) fleetSession(ctx context.Context, ro *v1.FirmwareRollout) (*fleet.Session, *v1.DeviceFleet, error) {
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.FleetRef.Name}
+	var fl v1.DeviceFleet
+	if err := r.Get(ctx, key, &fl); err != nil {
+		msg := fmt.Sprintf("DeviceFleet %q: %v", key.Name, err)
+		r.notReady(ro, v1.ReasonFleetNotFound, msg)
+		return nil, nil, err
+	}
+	s := r.Sessions.Get(key)
+	if s == nil {
+		r.notReady(ro, v1.ReasonFleetNotReady, fmt.Sprintf("DeviceFleet %q has no broker session yet", key.Name))
+		return nil, &fl, nil
+	}
+	if synced, _ := s.Synced(); !synced {
+		up, err := s.Connected()
+		msg := fmt.Sprintf("DeviceFleet %q is replaying retained device messages", key.Name)
+		if !up {
+			msg = fmt.Sprintf("DeviceFleet %q is not connected to its broker", key.Name)
+			if err != nil {
+				msg += ": " + err.Error()
+			}
+		}
+		r.notReady(ro, v1.ReasonFleetNotReady, msg)
+		return nil, &fl, nil
+	}
+	return s, &fl, nil
+}
+
+func (r *FirmwareRolloutReconciler) notReady(ro *v1.FirmwareRollout, reason, msg string) {
+	st := &ro.Status
+	st.ObservedGeneration = ro.Generation
+	if st.Phase == "" {
+		st.Phase = v1.PhasePending
+	}
+	setCondition(&st.Conditions, ro.Generation, v1.ConditionReady, "False", reason, msg)
+	setAbnormal(&st.Conditions, ro.Generation, v1.ConditionReconciling, true, reason, msg)
+}
+
+// superseded applies the documented rule: a newer rollout (by creation
+// time, then name) for the same fleet that shares a model and is not
+// canceled supersedes this one.
+func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.FirmwareRollout) (bool, error) {
+	var list v1.FirmwareRolloutList
+	if err := r.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingFields{fleetRefIndex: ro.Spec.FleetRef.Name}); err != nil {
+		return false, err
+	}
+	models := map[string]bool{}
+	for _, m := range ro.Spec.Firmware.Models {
+		models[m] = true
+	}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == ro.UID || o.Spec.Canceled || o.Status.Phase == v1.PhaseAborted || !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		newer := o.CreationTimestamp.After(ro.CreationTimestamp.Time) ||
+			(o.CreationTimestamp.Equal(&ro.CreationTimestamp) && o.Name > ro.Name)
+		if !newer {
+			continue
+		}
+		for _, m := range o.Spec.Firmware.Models {
+			if models[m] {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// publish carries out the plan's notice actions on the broker.
+func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Session, ro *v1.FirmwareRollout, out planOutput, limiter *rateLimiter) error {
+	if len(out.actions) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	now := r.Now()
+	notice, err := noticeMessage(ro, s.Version(), now)
+	if err != nil {
+		return err
+	}
+	if out.cancelNotice {
+		for _, a := range out.actions {
+			if !a.withdraw {
+				continue
+			}
+			if err := s.Publish(ctx, cancelMessage(ro, a.topic, now)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range out.actions {
+		m := withdrawMessage(a.topic)
+		if !a.withdraw {
+			m = *notice
+			m.Topic = a.topic
+			limiter.take(now)
+		}
+		if err := s.Publish(ctx, &m); err != nil {
+			return fmt.Errorf("%s: %w", a.topic, err)
+		}
+		// Record our own publish at once, so the next plan does not
+		// publish it again before the broker echoes it back.
+		s.State.Apply(s.Topics, m.Topic, m.Payload, now)
+	}
+	return nil
+}
+
+func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.FirmwareRollout) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(ro, noticeFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.FleetRef.Name}
+	var fl v1.DeviceFleet
+	err := r.Get(ctx, key, &fl)
+	switch {
+	case apierrors.IsNotFound(err):
+		// No fleet, no broker to clean: let the rollout go.
+	case err != nil:
+		return ctrl.Result{}, err
+	default:
+		s := r.Sessions.Get(key)
+		if s == nil {
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		}
+		if synced, _ := s.Synced(); !synced {
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		}
+		var actions []noticeAction
+		for topic, n := range s.State.Notices() {
+			if n.RolloutUID == string(ro.UID) {
+				actions = append(actions, noticeAction{topic: topic, withdraw: true})
+			}
+		}
+		if err := r.publish(ctx, s, ro, planOutput{actions: actions, cancelNotice: true}, r.limiter(ro)); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, "NoticesWithdrawn", "Delete", "withdrew %d retained notices", len(actions))
+	}
+	controllerutil.RemoveFinalizer(ro, noticeFinalizer)
+	r.forget(ro.UID)
+	return ctrl.Result{}, r.Update(ctx, ro)
+}
+
+func (r *FirmwareRolloutReconciler) limiter(ro *v1.FirmwareRollout) *rateLimiter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.limiters == nil {
+		r.limiters = map[types.UID]*rateLimiter{}
+	}
+	l := r.limiters[ro.UID]
+	if l == nil {
+		l = &rateLimiter{}
+		r.limiters[ro.UID] = l
+	}
+	l.perMinute = int(ro.Spec.Strategy.MaxNoticesPerMinute)
+	return l
+}
+
+func (r *FirmwareRolloutReconciler) statusWait(uid types.UID) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last, ok := r.lastWrite[uid]
+	if !ok {
+		return 0
+	}
+	return max(0, statusInterval-r.Now().Sub(last))
+}
+
+func (r *FirmwareRolloutReconciler) wroteStatus(uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastWrite == nil {
+		r.lastWrite = map[types.UID]time.Time{}
+	}
+	r.lastWrite[uid] = r.Now()
+}
+
+func (r *FirmwareRolloutReconciler) forget(uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.limiters, uid)
+	delete(r.lastWrite, uid)
+}
+
+// SetupWithManager registers the controller: rollouts, and fleet change
+// notifications mapped to the rollouts of that fleet.
+func (r *FirmwareRolloutReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1.FirmwareRollout{}, fleetRefIndex, func(o client.Object) []string {
+		return []string{o.(*v1.FirmwareRollout).Spec.FleetRef.Name}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.FirmwareRollout{}).
+		WatchesRawSource(source.Channel(r.Sessions.RolloutEvents, handler.EnqueueRequestsFromMapFunc(r.rolloutsOfFleet))).
+		Named("firmwarerollout").
+		Complete(r)
+}
+
+func (r *FirmwareRolloutReconciler) rolloutsOfFleet(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1.FirmwareRolloutList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{fleetRefIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}

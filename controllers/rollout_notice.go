@@ -1,0 +1,72 @@
+package controllers
+
+import (
+	"encoding/json"
+	"time"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/mqtt"
+	"github.com/heraldiot/herald/protocol"
+)
+
+// noticeExpiry is the v5 message expiry of a retained notice: long enough
+// for devices that are offline for weeks to find it when they return.
+const noticeExpiry = 30 * 24 * time.Hour
+
+func rolloutRef(ro *v1.FirmwareRollout) protocol.RolloutRef {
+	return protocol.RolloutRef{Namespace: ro.Namespace, Name: ro.Name, UID: string(ro.UID)}
+}
+
+// noticeMessage is the retained update notice of a rollout. Its issue time
+// is the rollout's creation time, so republishing it yields the same bytes
+// and devices order competing notices by it.
+func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, _ time.Time) (*mqtt.Message, error) {
+	fw := &ro.Spec.Firmware
+	n := protocol.Notice{
+		V:               protocol.Version,
+		Action:          protocol.ActionUpdate,
+		Rollout:         rolloutRef(ro),
+		TargetVersion:   fw.Version,
+		Models:          fw.Models,
+		SHA256:          fw.SHA256,
+		Size:            fw.Size,
+		Signature:       fw.Signature,
+		ReleaseNotesURL: fw.ReleaseNotesURL,
+		IssuedAt:        ro.CreationTimestamp.UTC(),
+	}
+	if ro.Spec.Selector != nil {
+		n.CurrentVersion = ro.Spec.Selector.CurrentVersion
+	}
+	for _, u := range append([]string{fw.URL}, fw.Mirrors...) {
+		n.Artifacts = append(n.Artifacts, protocol.Artifact{URL: u})
+	}
+	payload, err := json.Marshal(&n)
+	if err != nil {
+		return nil, err
+	}
+	m := &mqtt.Message{Payload: payload, Retain: true, QoS: mqtt.AtLeastOnce}
+	if version == mqtt.V5 {
+		m.PayloadUTF8 = true
+		m.Expiry = noticeExpiry
+		m.ContentType = protocol.NoticeContentType
+		m.UserProperties = []mqtt.UserProperty{
+			{Key: "herald-rollout-uid", Value: string(ro.UID)},
+			{Key: "herald-target-version", Value: fw.Version},
+		}
+	}
+	return m, nil
+}
+
+// cancelMessage tells devices listening now that the rollout is withdrawn;
+// the retained notice is cleared right after it.
+func cancelMessage(ro *v1.FirmwareRollout, topic string, now time.Time) *mqtt.Message {
+	payload, _ := json.Marshal(&protocol.Notice{
+		V: protocol.Version, Action: protocol.ActionCancel, Rollout: rolloutRef(ro), IssuedAt: now.UTC(),
+	})
+	return &mqtt.Message{Topic: topic, Payload: payload, QoS: mqtt.AtLeastOnce}
+}
+
+// withdrawMessage clears a retained notice: an empty retained message.
+func withdrawMessage(topic string) mqtt.Message {
+	return mqtt.Message{Topic: topic, Retain: true, QoS: mqtt.AtLeastOnce}
+}

@@ -1,0 +1,123 @@
+package fleet
+
+import (
+	"time"
+
+	"github.com/heraldiot/herald/protocol"
+)
+
+// Apply updates the state from one message on the fleet's topics. It
+// reports whether anything changed; a message it cannot use is counted as
+// malformed and changes nothing else.
+func (s *State) Apply(topics protocol.Topics, topic string, payload []byte, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed, ok := s.apply(topics, topic, payload, now)
+	if !ok {
+		s.malformed++
+		changed = true
+	}
+	if changed {
+		s.version++
+	}
+	return changed
+}
+
+func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now time.Time) (changed, ok bool) {
+	if model, _, isGroup, err := topics.ParseGroupNoticeTopic(topic); isGroup {
+		if err != nil || model == "" {
+			return false, false
+		}
+		return s.applyNotice(topic, payload)
+	}
+	id, kind, err := topics.ParseDeviceTopic(topic)
+	if err != nil {
+		return false, false
+	}
+	withdrawn := protocol.IsWithdrawal(payload)
+	switch kind {
+	case protocol.TopicPresence:
+		d := s.device(id)
+		if withdrawn {
+			d.SeenPresence, d.Online, d.OfflineSince = false, false, 0
+			s.forgetIfEmpty(d)
+			return true, true
+		}
+		p, err := protocol.ParsePresence(payload)
+		if err != nil {
+			return false, false
+		}
+		online := p.State == protocol.PresenceOnline
+		if d.SeenPresence && d.Online == online {
+			return false, true
+		}
+		d.SeenPresence, d.Online = true, online
+		if online {
+			d.OfflineSince = 0
+		} else {
+			d.OfflineSince = now.Unix()
+		}
+		return true, true
+	case protocol.TopicInventory:
+		d := s.device(id)
+		if withdrawn {
+			d.HasInventory = false
+			s.forgetIfEmpty(d)
+			return true, true
+		}
+		inv, err := protocol.ParseInventory(payload)
+		if err != nil || inv.DeviceID != id {
+			return false, false
+		}
+		d.HasInventory = true
+		d.Model = s.intern(inv.Model)
+		d.FirmwareVersion = s.intern(inv.FirmwareVersion)
+		d.HardwareRevision = s.intern(inv.HardwareRevision)
+		d.Labels = s.internLabels(inv.Labels)
+		return true, true
+	case protocol.TopicStatus:
+		d := s.device(id)
+		if withdrawn {
+			d.StatusRollout, d.StatusState, d.StatusReason, d.StatusTime = "", "", "", 0
+			s.forgetIfEmpty(d)
+			return true, true
+		}
+		st, err := protocol.ParseStatus(payload)
+		if err != nil {
+			return false, false
+		}
+		d.StatusRollout = s.intern(st.RolloutUID)
+		d.StatusState = st.State
+		d.StatusReason = s.intern(st.Reason)
+		d.StatusTime = st.Time.Unix()
+		if d.StatusTime <= 0 {
+			d.StatusTime = now.Unix()
+		}
+		return true, true
+	case protocol.TopicNotice:
+		return s.applyNotice(topic, payload)
+	}
+	return false, false
+}
+
+func (s *State) applyNotice(topic string, payload []byte) (changed, ok bool) {
+	if protocol.IsWithdrawal(payload) {
+		_, had := s.notices[topic]
+		delete(s.notices, topic)
+		return had, true
+	}
+	n, err := protocol.ParseNotice(payload)
+	if err != nil {
+		return false, false
+	}
+	if n.Action != protocol.ActionUpdate {
+		// Cancel notices are not retained; nothing to track.
+		return false, true
+	}
+	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt}
+	if old, had := s.notices[topic]; had && old == ref {
+		return false, true
+	}
+	s.notices[topic] = ref
+	return true, true
+}

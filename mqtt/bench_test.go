@@ -1,0 +1,158 @@
+package mqtt_test
+
+import (
+	"bytes"
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldiot/herald/internal/testenv"
+	"github.com/heraldiot/herald/mqtt"
+)
+
+// benchPayload is the telemetry-sized payload of the publish benchmarks.
+var benchPayload = bytes.Repeat([]byte{0x5A}, 64)
+
+// benchWarmup publishes this many messages before the timer starts, so the
+// reported allocations are the steady state's: pending flows, the session
+// store, the packet-ID map and the write buffers have all reached their
+// working size by then.
+const benchWarmup = 20000
+
+// benchParallelism multiplies GOMAXPROCS into the number of publishing
+// goroutines of the QoS 1 benchmark. It is chosen so that, even on a
+// two-core machine, more publishers wait than mosquitto's default Receive
+// Maximum (20) admits, keeping the in-flight window full.
+const benchParallelism = 32
+
+// startBenchBroker starts a mosquitto with its default flow-control settings
+// for b, or skips b when mosquitto is not installed.
+func startBenchBroker(b *testing.B) *testenv.Broker {
+	b.Helper()
+	if _, err := testenv.MosquittoPath(); err != nil {
+		b.Skip(err)
+	}
+	return testenv.StartBroker(b, testenv.BrokerOptions{})
+}
+
+// dialBench connects a client for one benchmark run and disconnects it when
+// the run ends.
+func dialBench(b *testing.B, broker *testenv.Broker, v mqtt.Version) *mqtt.Client {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := mqtt.Dial(ctx, mqtt.Options{
+		Servers:    []string{broker.URL()},
+		Version:    v,
+		CleanStart: true,
+	})
+	if err != nil {
+		b.Fatalf("connect: %v", err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Disconnect(ctx); err != nil {
+			b.Errorf("disconnect: %v", err)
+		}
+	})
+	return c
+}
+
+// BenchmarkPublishQoS0 publishes 64-byte QoS 0 messages from one goroutine
+// to a real mosquitto on loopback. The timed region ends with a QoS 1
+// publish on the same connection: mosquitto handles a connection's packets
+// in order, so its PUBACK means the broker has read every QoS 0 message
+// before it, and the figure is what the broker accepted, not what the client
+// buffered.
+func BenchmarkPublishQoS0(b *testing.B) {
+	broker := startBenchBroker(b)
+	for _, v := range versions {
+		b.Run("v"+v.String(), func(b *testing.B) {
+			c := dialBench(b, broker, v)
+			ctx := context.Background()
+			m := &mqtt.Message{Topic: "bench/qos0", Payload: benchPayload}
+			fence := &mqtt.Message{Topic: "bench/qos0", Payload: benchPayload, QoS: mqtt.AtLeastOnce}
+			for range benchWarmup {
+				if err := c.Publish(ctx, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := c.Publish(ctx, fence); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(benchPayload)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if err := c.Publish(ctx, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := c.Publish(ctx, fence); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
+}
+
+// BenchmarkPublishQoS1 publishes 64-byte QoS 1 messages from many goroutines
+// at once, so the in-flight window the server grants (its Receive Maximum;
+// all a 3.1.1 client has is the number of publishers) stays full and
+// publishes are pipelined rather than one round trip each. An op is one
+// publish acknowledged by PUBACK.
+func BenchmarkPublishQoS1(b *testing.B) {
+	broker := startBenchBroker(b)
+	for _, v := range versions {
+		b.Run("v"+v.String(), func(b *testing.B) {
+			c := dialBench(b, broker, v)
+			ctx := context.Background()
+			warm := &mqtt.Message{Topic: "bench/qos1", Payload: benchPayload, QoS: mqtt.AtLeastOnce}
+			warmup(b, benchWarmup, benchParallelism*4, func() error { return c.Publish(ctx, warm) })
+			b.SetBytes(int64(len(benchPayload)))
+			b.SetParallelism(benchParallelism)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				// One Message per goroutine: Publish only reads it.
+				m := &mqtt.Message{Topic: "bench/qos1", Payload: benchPayload, QoS: mqtt.AtLeastOnce}
+				for pb.Next() {
+					if err := c.Publish(ctx, m); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
+}
+
+// warmup runs publish total times from workers goroutines, so every
+// structure that grows with the number of flows in flight reaches its size.
+func warmup(b *testing.B, total, workers int, publish func() error) {
+	b.Helper()
+	var left atomic.Int64
+	left.Store(int64(total))
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for left.Add(-1) >= 0 {
+				if err := publish(); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package protocol
+
+import "fmt"
+
+// The Parse functions decode one payload strictly but forward-compatibly:
+//
+//   - at most MaxPayloadSize bytes of UTF-8 holding one JSON object;
+//   - "v" must be Version: a reader cannot know what another version means;
+//   - member names are case-sensitive and unique, null means absent;
+//   - every required member is present and every member valid;
+//   - members this version does not define are ignored, so that a later
+//     revision of v1 can add optional members without breaking readers.
+//
+// Every error wraps ErrMalformed, and one of the more specific errors in
+// errors.go. A zero-length payload is not a message but a cleared retained
+// topic: check IsWithdrawal first. The returned values share no memory with
+// payload, which the caller may reuse at once.
+
+// IsWithdrawal reports whether payload is zero-length: a cleared retained
+// message. On a notice topic it withdraws the notice; on a device's
+// presence, inventory or status topic it means the device was
+// decommissioned.
+func IsWithdrawal(payload []byte) bool { return len(payload) == 0 }
+
+// ParsePresence decodes a Presence.
+func ParsePresence(payload []byte) (Presence, error) {
+	o, err := decodePayload(payload)
+	if err != nil {
+		return Presence{}, fmt.Errorf("presence: %w", err)
+	}
+	p := Presence{V: Version}
+	var state string
+	o.str("state", &state)
+	p.State = PresenceState(state)
+	o.time("ts", &p.Time)
+	return finish("presence", p, o, p.Validate)
+}
+
+// ParseInventory decodes an Inventory. The caller must also check that its
+// DeviceID equals the device ID of the topic it came on.
+func ParseInventory(payload []byte) (Inventory, error) {
+	o, err := decodePayload(payload)
+	if err != nil {
+		return Inventory{}, fmt.Errorf("inventory: %w", err)
+	}
+	inv := Inventory{V: Version}
+	o.str("deviceId", &inv.DeviceID)
+	o.str("model", &inv.Model)
+	o.str("hardwareRevision", &inv.HardwareRevision)
+	o.str("firmwareVersion", &inv.FirmwareVersion)
+	inv.Labels = o.stringMap("labels")
+	o.time("ts", &inv.Time)
+	return finish("inventory", inv, o, inv.Validate)
+}
+
+// ParseStatus decodes a Status.
+func ParseStatus(payload []byte) (Status, error) {
+	o, err := decodePayload(payload)
+	if err != nil {
+		return Status{}, fmt.Errorf("status: %w", err)
+	}
+	s := Status{V: Version}
+	o.str("rolloutUID", &s.RolloutUID)
+	o.str("rollout", &s.Rollout)
+	o.str("targetVersion", &s.TargetVersion)
+	var state string
+	o.str("state", &state)
+	s.State = State(state)
+	var progress int64
+	if o.integer("progress", &progress) {
+		if progress < 0 || progress > 100 {
+			o.fail(invalid("progress", "%d is not 0 to 100", progress))
+		}
+		p := int(progress)
+		s.Progress = &p
+	}
+	o.str("reason", &s.Reason)
+	o.str("message", &s.Message)
+	s.Details = o.stringMap("details")
+	o.time("ts", &s.Time)
+	return finish("status", s, o, s.Validate)
+}
+
+// ParseNotice decodes a Notice. Members of update notices are not read from
+// a cancel notice.
+func ParseNotice(payload []byte) (Notice, error) {
+	o, err := decodePayload(payload)
+	if err != nil {
+		return Notice{}, fmt.Errorf("notice: %w", err)
+	}
+	n := Notice{V: Version}
+	var action string
+	o.str("action", &action)
+	n.Action = Action(action)
+	r := o.object("rollout")
+	r.str("namespace", &n.Rollout.Namespace)
+	r.str("name", &n.Rollout.Name)
+	r.str("uid", &n.Rollout.UID)
+	o.time("issuedAt", &n.IssuedAt)
+	if n.Action == ActionUpdate {
+		o.str("targetVersion", &n.TargetVersion)
+		o.strs("models", &n.Models)
+		o.str("currentVersion", &n.CurrentVersion)
+		for _, a := range o.objects("artifacts") {
+			var art Artifact
+			a.str("url", &art.URL)
+			n.Artifacts = append(n.Artifacts, art)
+		}
+		o.str("sha256", &n.SHA256)
+		o.integer("size", &n.Size)
+		o.str("signature", &n.Signature)
+		o.str("releaseNotesURL", &n.ReleaseNotesURL)
+	}
+	return finish("notice", n, o, n.Validate)
+}
+
+// finish returns the decoded value once its members decoded and it is
+// valid, or the zero value and the first error.
+func finish[T any](kind string, v T, o *members, validate func() error) (T, error) {
+	err := o.error()
+	if err == nil {
+		err = validate()
+	}
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", kind, err)
+	}
+	return v, nil
+}
