@@ -77,7 +77,8 @@ type targetDevice struct {
 	offline     bool // offline beyond the grace period
 	reason      string
 	reportedAt  int64
-	hasOwnNotes bool
+	// deadline is when an in-progress device times out (unix seconds).
+	deadline int64
 }
 
 // plan decides the rollout's next step.
@@ -286,6 +287,11 @@ func plan(in planInput) (planOutput, error) {
 		if !soakUntil.IsZero() {
 			next = min(next, max(soakUntil.Sub(in.now), time.Second))
 		}
+		for i := range targets {
+			if d := &targets[i]; d.progress == progInProgress {
+				next = min(next, max(time.Unix(d.deadline, 0).Sub(in.now)+time.Second, time.Second))
+			}
+		}
 		if out.requeueAfter == 0 || next < out.requeueAfter {
 			out.requeueAfter = next
 		}
@@ -374,6 +380,7 @@ func selectTargets(in planInput) ([]targetDevice, map[string]bool, error) {
 			switch d.StatusState {
 			case protocol.StateAccepted, protocol.StateDownloading, protocol.StateInstalling:
 				td.progress = progInProgress
+				td.deadline = time.Unix(d.StatusTime, 0).Add(timeout).Unix()
 				if in.now.Sub(time.Unix(d.StatusTime, 0)) > timeout {
 					td.progress, td.reason = progFailed, fmt.Sprintf("timeout: no outcome %s after %s", timeout, d.StatusState)
 				}

@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -83,6 +85,8 @@ func startManager(t *testing.T) (stop func()) {
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Tests start a manager each; their controllers share names.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +123,22 @@ func newNamespace(t *testing.T) string {
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
+	// envtest runs no namespace controller, so clear the test's objects
+	// for later tests' managers not to pick them up. This runs after the
+	// test's manager has stopped, so finalizers are lifted by hand.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		var ros v1.FirmwareRolloutList
+		if err := k8s.List(ctx, &ros, client.InNamespace(name)); err == nil {
+			for i := range ros.Items {
+				ro := &ros.Items[i]
+				ro.Finalizers = nil
+				_ = k8s.Update(ctx, ro)
+				_ = k8s.Delete(ctx, ro)
+			}
+		}
+		_ = k8s.DeleteAllOf(ctx, &v1.DeviceFleet{}, client.InNamespace(name))
+	})
 	return name
 }
 
