@@ -68,15 +68,15 @@ const (
 func (p deviceProgress) finished() bool { return p >= progSucceeded }
 
 type targetDevice struct {
-	id          string
-	model       string
-	cohort      int
-	wave        int // index of the wave that covers it
-	progress    deviceProgress
-	current     bool // already on the target version
-	offline     bool // offline beyond the grace period
-	reason      string
-	reportedAt  int64
+	id         string
+	model      string
+	cohort     int
+	wave       int // index of the wave that covers it
+	progress   deviceProgress
+	current    bool // already on the target version
+	offline    bool // offline beyond the grace period
+	reason     string
+	reportedAt int64
 	// deadline is when an in-progress device times out (unix seconds).
 	deadline int64
 }

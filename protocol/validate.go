@@ -182,12 +182,13 @@ func checkURL(path, s string, required bool) error {
 	case len(s) > maxURLLength:
 		return invalid(path, "%d bytes, at most %d", len(s), maxURLLength)
 	}
+	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+		return invalid(path, "must start with https:// or http://")
+	}
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
 		return invalid(path, "%v", err)
-	case u.Scheme != "https" && u.Scheme != "http":
-		return invalid(path, "scheme must be https or http")
 	case u.Host == "":
 		return invalid(path, "no host")
 	case u.User != nil:
