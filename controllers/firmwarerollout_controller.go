@@ -41,6 +41,7 @@ type FirmwareRolloutReconciler struct {
 	client.Client
 	Sessions *fleet.Manager
 	Recorder events.EventRecorder
+	Metrics  *Metrics
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 
@@ -131,6 +132,7 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.Recorder.Eventf(&ro, nil, e[0], e[1], "Reconcile", "%s", e[2])
 	}
 	ro.Status = out.status
+	r.Metrics.observeRollout(&ro)
 	return ctrl.Result{RequeueAfter: out.requeueAfter}, nil
 }
 
@@ -225,18 +227,20 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 			if err := s.Publish(ctx, cancelMessage(ro, a.topic, now)); err != nil {
 				return err
 			}
+			r.Metrics.noticePublished(ro.Namespace, ro.Spec.FleetRef.Name, "cancel")
 		}
 	}
 	for _, a := range out.actions {
-		m := withdrawMessage(a.topic)
+		m, action := withdrawMessage(a.topic), "withdraw"
 		if !a.withdraw {
-			m = *notice
+			m, action = *notice, "update"
 			m.Topic = a.topic
 			limiter.take(now)
 		}
 		if err := s.Publish(ctx, &m); err != nil {
 			return fmt.Errorf("%s: %w", a.topic, err)
 		}
+		r.Metrics.noticePublished(ro.Namespace, ro.Spec.FleetRef.Name, action)
 		// Record our own publish at once, so the next plan does not
 		// publish it again before the broker echoes it back.
 		s.State.Apply(s.Topics, m.Topic, m.Payload, now)
@@ -277,6 +281,7 @@ func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.
 	}
 	controllerutil.RemoveFinalizer(ro, noticeFinalizer)
 	r.forget(ro.UID)
+	r.Metrics.forgetRollout(ro.Namespace, ro.Name)
 	return ctrl.Result{}, r.Update(ctx, ro)
 }
 

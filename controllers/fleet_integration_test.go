@@ -3,9 +3,11 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,7 +31,7 @@ func getFleet(t *testing.T, ns, name string) *v1.DeviceFleet {
 func TestFleetPresenceAndMalformed(t *testing.T) {
 	ns := newNamespace(t)
 	root := "plant/" + ns
-	startManager(t)
+	_, reg := startManagerWithMetrics(t)
 	fl := simFleet(t, root, 10, "sensor", "1.0.0", devicesim.Behavior{}, nil)
 	createFleet(t, ns, "fleet", root)
 	eventually(t, 30*time.Second, "fleet ready with 10 online devices", func() (bool, string) {
@@ -72,5 +74,21 @@ func TestFleetPresenceAndMalformed(t *testing.T) {
 	})
 	if f := getFleet(t, ns, "fleet"); f.Status.Devices.Known != 10 {
 		t.Fatalf("malformed messages changed the device count: %+v", f.Status.Devices)
+	}
+	want := fmt.Sprintf(`
+# HELP herald_malformed_messages_total Device messages that could not be used.
+# TYPE herald_malformed_messages_total counter
+herald_malformed_messages_total{fleet="fleet",namespace=%q} 4
+`, ns)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "herald_malformed_messages_total"); err != nil {
+		t.Fatal(err)
+	}
+	want = fmt.Sprintf(`
+# HELP herald_broker_connected 1 while a fleet's broker connection is up.
+# TYPE herald_broker_connected gauge
+herald_broker_connected{fleet="fleet",namespace=%q} 1
+`, ns)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "herald_broker_connected"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -50,8 +50,8 @@ func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, _ time.Time) (*
 		m.Expiry = noticeExpiry
 		m.ContentType = protocol.NoticeContentType
 		m.UserProperties = []mqtt.UserProperty{
-			{Key: "herald-rollout-uid", Value: string(ro.UID)},
-			{Key: "herald-target-version", Value: fw.Version},
+			{Key: protocol.UserPropertyRolloutUID, Value: string(ro.UID)},
+			{Key: protocol.UserPropertyTargetVersion, Value: fw.Version},
 		}
 	}
 	return m, nil

@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -328,9 +327,10 @@ func selectTargets(in planInput) ([]targetDevice, map[string]bool, error) {
 			}
 		}
 	}
-	target, err := semver.NewVersion(spec.Firmware.Version)
-	if err != nil {
-		return nil, nil, fmt.Errorf("firmware.version %q: %w", spec.Firmware.Version, err)
+	// Devices compare versions as exact strings (docs/protocol.md).
+	target := spec.Firmware.Version
+	if err := protocol.ValidVersion(target); err != nil {
+		return nil, nil, fmt.Errorf("firmware.version %q: %w", target, err)
 	}
 	timeout := 30 * time.Minute
 	if spec.DeviceTimeout != nil {
@@ -347,8 +347,7 @@ func selectTargets(in planInput) ([]targetDevice, map[string]bool, error) {
 		if _, seen := groupsClean[group]; !seen {
 			groupsClean[group] = true
 		}
-		v, verr := semver.NewVersion(d.FirmwareVersion)
-		current := verr == nil && v.Equal(target)
+		current := d.FirmwareVersion == target
 		if !sel.Matches(labels.Set(d.Labels)) {
 			if !current {
 				// A group notice would reach this device although the

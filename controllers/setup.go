@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	ctrl "sigs.k8s.io/controller-runtime"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/heraldiot/herald/internal/fleet"
 )
@@ -14,6 +16,9 @@ type Options struct {
 	// EventInterval bounds how often a fleet's device messages trigger
 	// reconciles (default 1s).
 	EventInterval time.Duration
+	// Registerer receives Herald's metrics (default controller-runtime's
+	// registry, served on the manager's metrics endpoint).
+	Registerer prometheus.Registerer
 }
 
 // Setup adds the fleet session manager and both controllers to mgr.
@@ -21,7 +26,14 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.EventInterval <= 0 {
 		opts.EventInterval = time.Second
 	}
-	sessions := fleet.NewManager(ctrl.Log.WithName("fleet"), opts.EventInterval)
+	if opts.Registerer == nil {
+		opts.Registerer = crmetrics.Registry
+	}
+	metrics, err := NewMetrics(opts.Registerer)
+	if err != nil {
+		return err
+	}
+	sessions := fleet.NewManager(ctrl.Log.WithName("fleet"), opts.EventInterval, metrics.hooks())
 	if err := mgr.Add(sessions); err != nil {
 		return err
 	}
@@ -29,5 +41,5 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := (&DeviceFleetReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return (&FirmwareRolloutReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder}).SetupWithManager(ctx, mgr)
+	return (&FirmwareRolloutReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder, Metrics: metrics}).SetupWithManager(ctx, mgr)
 }

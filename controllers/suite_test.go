@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -82,6 +83,15 @@ func zapLevel() int8 {
 // startManager runs the real controllers until stop is called (or the test ends).
 func startManager(t *testing.T) (stop func()) {
 	t.Helper()
+	stop, _ = startManagerWithMetrics(t)
+	return stop
+}
+
+// startManagerWithMetrics is startManager that also returns the registry
+// holding Herald's metrics.
+func startManagerWithMetrics(t *testing.T) (stop func(), reg *prometheus.Registry) {
+	t.Helper()
+	reg = prometheus.NewRegistry()
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -92,7 +102,7 @@ func startManager(t *testing.T) (stop func()) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.Setup(ctx, mgr, controllers.Options{EventInterval: 200 * time.Millisecond}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{EventInterval: 200 * time.Millisecond, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -109,7 +119,7 @@ func startManager(t *testing.T) (stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, reg
 }
 
 // newNamespace creates a namespace for one test.

@@ -85,6 +85,8 @@ func TestParseCommon(t *testing.T) {
 			{"v 2 with other members", []byte(`{"v":2,"entirely":"different"}`), ErrVersion},
 			{"v string", edit(t, base, func(m map[string]any) { m["v"] = "1" }), ErrInvalidField},
 			{"v fraction", edit(t, base, func(m map[string]any) { m["v"] = 1.5 }), ErrInvalidField},
+			{"v 1.0", []byte(strings.Replace(base, `"v":1`, `"v":1.0`, 1)), ErrInvalidField},
+			{"v 1e0", []byte(strings.Replace(base, `"v":1`, `"v":1e0`, 1)), ErrInvalidField},
 			{"duplicate member", []byte(`{"v":1,` + base[1:]), ErrDuplicateField},
 			{"oversized", edit(t, base, func(m map[string]any) { m["pad"] = strings.Repeat("x", MaxPayloadSize) }), ErrTooLarge},
 			{"empty", nil, ErrSyntax},
@@ -142,7 +144,6 @@ func optionalMembers(t *testing.T, payload string, required []string) []string {
 	}
 	return opt
 }
-
 
 // TestParseInvalidMembers covers member values each kind refuses.
 func TestParseInvalidMembers(t *testing.T) {
@@ -288,4 +289,26 @@ func TestIsWithdrawal(t *testing.T) {
 	if !IsWithdrawal(nil) || !IsWithdrawal([]byte{}) || IsWithdrawal([]byte("{}")) || IsWithdrawal([]byte(" ")) {
 		t.Error("IsWithdrawal is true exactly for zero-length payloads")
 	}
+}
+
+// Parsed values do not alias the payload, which callers reuse.
+func TestParseCopies(t *testing.T) {
+	payload := []byte(goldenJSON("inventory"))
+	inv, err := ParseInventory(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range payload {
+		payload[i] = 'X'
+	}
+	if inv.DeviceID != "sensor-0042" || inv.Labels["site"] != "hall-3" {
+		t.Errorf("parsed value changed with the payload: %+v", inv)
+	}
+}
+
+// A time whose UTC year falls outside 0001-9999 could be read but not
+// written back, so it is refused.
+func TestParseTimeOutOfRange(t *testing.T) {
+	_, err := ParsePresence([]byte(`{"v":1,"state":"online","ts":"0001-01-01T00:00:00+01:00"}`))
+	wantErr(t, err, ErrInvalidField)
 }

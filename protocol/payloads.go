@@ -16,7 +16,9 @@ const Version = 1
 // the device after each CONNACK, offline by its Will or before a graceful
 // DISCONNECT.
 type Presence struct {
-	V     int           `json:"v"`
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// State is online or offline.
 	State PresenceState `json:"state"`
 	// Time is when the device published it, by the device's clock; zero
 	// (omitted) in the Will and whenever the clock is not set yet.
@@ -51,11 +53,14 @@ func (p *Presence) Validate() error {
 // every boot and whenever a member changes. The retained inventories under
 // a topic root are the fleet: the operator keeps no list of its own.
 type Inventory struct {
+	// V is the protocol version, Version.
 	V int `json:"v"`
 	// DeviceID must equal the {deviceID} level of the topic it is
 	// published on; the operator refuses it otherwise.
-	DeviceID         string `json:"deviceId"`
-	Model            string `json:"model"`
+	DeviceID string `json:"deviceId"`
+	// Model names the firmware build target (ValidSegment).
+	Model string `json:"model"`
+	// HardwareRevision is the board revision, printable text.
 	HardwareRevision string `json:"hardwareRevision"`
 	// FirmwareVersion is the version of the running firmware (ValidVersion).
 	FirmwareVersion string `json:"firmwareVersion"`
@@ -104,15 +109,20 @@ const (
 // RolloutRef names the FirmwareRollout a notice belongs to. UID tells
 // rollouts apart, even one deleted and re-created under the same name.
 type RolloutRef struct {
+	// Namespace and Name are for logs and people.
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	UID       string `json:"uid"`
+	// UID is the FirmwareRollout's Kubernetes UID.
+	UID string `json:"uid"`
 }
 
 // String returns "namespace/name", the form Status.Rollout echoes.
 func (r RolloutRef) String() string { return r.Namespace + "/" + r.Name }
 
 func (r *RolloutRef) validate(path string) error {
+	if *r == (RolloutRef{}) {
+		return missing(path)
+	}
 	if err := checkRolloutName(path, r.Namespace, r.Name); err != nil {
 		return err
 	}
@@ -121,6 +131,7 @@ func (r *RolloutRef) validate(path string) error {
 
 // Artifact is one place to download the firmware image from.
 type Artifact struct {
+	// URL is an absolute https:// or http:// URL without user information.
 	URL string `json:"url"`
 }
 
@@ -130,8 +141,11 @@ type Artifact struct {
 // after Rollout are those of update notices; a cancel notice leaves them
 // empty.
 type Notice struct {
-	V       int        `json:"v"`
-	Action  Action     `json:"action"`
+	// V is the protocol version, Version.
+	V int `json:"v"`
+	// Action is update or cancel.
+	Action Action `json:"action"`
+	// Rollout names the FirmwareRollout; devices match cancels by its UID.
 	Rollout RolloutRef `json:"rollout"`
 	// TargetVersion is the version the image reports once running.
 	TargetVersion string `json:"targetVersion,omitempty"`
@@ -148,7 +162,8 @@ type Notice struct {
 	Size int64 `json:"size,omitempty"`
 	// Signature is an optional detached signature of the image, standard
 	// base64; its scheme is the firmware vendor's.
-	Signature       string `json:"signature,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	// ReleaseNotesURL optionally points people to what changed.
 	ReleaseNotesURL string `json:"releaseNotesURL,omitempty"`
 	// IssuedAt orders notices: of two notices that apply to a device, it
 	// follows the one issued later (see Supersedes).
@@ -160,26 +175,27 @@ func (n *Notice) Validate() error {
 	if n.V != Version {
 		return fmt.Errorf("%w %d", ErrVersion, n.V)
 	}
+	switch n.Action {
+	case ActionUpdate, ActionCancel:
+	case "":
+		return missing("action")
+	default:
+		return invalid("action", "%s is not update or cancel", quote(string(n.Action)))
+	}
 	if err := n.Rollout.validate("rollout"); err != nil {
 		return err
 	}
 	if err := checkTime("issuedAt", n.IssuedAt, true); err != nil {
 		return err
 	}
-	switch n.Action {
-	case ActionUpdate:
+	if n.Action == ActionUpdate {
 		return n.validateUpdate()
-	case ActionCancel:
-		if n.TargetVersion != "" || len(n.Models) > 0 || n.CurrentVersion != "" || len(n.Artifacts) > 0 ||
-			n.SHA256 != "" || n.Size != 0 || n.Signature != "" || n.ReleaseNotesURL != "" {
-			return invalid("action", "a cancel notice carries only v, action, rollout and issuedAt")
-		}
-		return nil
-	case "":
-		return missing("action")
-	default:
-		return invalid("action", "%s is not update or cancel", quote(string(n.Action)))
 	}
+	if n.TargetVersion != "" || len(n.Models) > 0 || n.CurrentVersion != "" || len(n.Artifacts) > 0 ||
+		n.SHA256 != "" || n.Size != 0 || n.Signature != "" || n.ReleaseNotesURL != "" {
+		return invalid("action", "a cancel notice carries only v, action, rollout and issuedAt")
+	}
+	return nil
 }
 
 func (n *Notice) validateUpdate() error {
@@ -303,6 +319,7 @@ const (
 // device's work on a rollout changes state, and while downloading as
 // progress is made.
 type Status struct {
+	// V is the protocol version, Version.
 	V int `json:"v"`
 	// RolloutUID is the rollout.uid of the notice the device acts on. The
 	// operator ignores reports for rollouts other than the one it tracks.
@@ -312,7 +329,8 @@ type Status struct {
 	Rollout string `json:"rollout"`
 	// TargetVersion echoes the notice's targetVersion.
 	TargetVersion string `json:"targetVersion"`
-	State         State  `json:"state"`
+	// State is where the device is with the rollout.
+	State State `json:"state"`
 	// Progress is an optional percentage, 0 to 100, while downloading or
 	// installing.
 	Progress *int `json:"progress,omitempty"`

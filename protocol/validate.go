@@ -136,7 +136,7 @@ func checkSegment(path, s string) error {
 		return missing(path)
 	}
 	if err := ValidSegment(s); err != nil {
-		return fmt.Errorf("%q: %w", path, err)
+		return fmt.Errorf("member %q: %w", path, err)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ type DeviceFleetSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.contains('+') && !self.contains('#')",message="topicRoot must not contain the MQTT wildcards '+' or '#'"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.endsWith('/') && !self.contains('//')",message="topicRoot must not start or end with '/' or contain empty levels ('//')"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('$')",message="topicRoot must not start with '$': such topics are reserved for the broker"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="topicRoot must not contain control characters"
 	TopicRoot string `json:"topicRoot"`
 
 	// OfflineGracePeriod is how long a device may be offline before Herald

@@ -57,7 +57,7 @@ type FirmwareSpec struct {
 	// Version is the semantic version devices run after the update.
 	// +required
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.matches('^v?[0-9]+\\\\.[0-9]+\\\\.[0-9]+(-[0-9A-Za-z.-]+)?(\\\\+[0-9A-Za-z.-]+)?$')",message="version must be a semantic version such as 1.4.2 or 2.0.0-rc.1"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)\\\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\\\+[0-9A-Za-z.-]+)?$')",message="version must be a semantic version such as 1.4.2 or 2.0.0-rc.1, without a 'v' prefix"
 	Version string `json:"version"`
 
 	// URL is where devices download the image (https:// or http://).

@@ -70,6 +70,9 @@ func TestRolloutValidation(t *testing.T) {
 			"sha256 must be 64 lowercase hexadecimal characters"},
 		{"version not semver", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Version = "latest" },
 			"version must be a semantic version"},
+		{"version with v prefix", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Version = "v2.1.0" },
+			"without a 'v' prefix"},
+		{"pre-release version", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Version = "2.1.0-rc.1" }, ""},
 		{"url scheme", func(r *v1.FirmwareRollout) { r.Spec.Firmware.URL = "ftp://x/y" },
 			"url must start with https:// or http://"},
 		{"model with slash", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Models = []string{"a/b"} },
@@ -127,6 +130,7 @@ func TestFleetValidation(t *testing.T) {
 		{"trailing slash", "factory/", []string{"tcp://b:1883"}, "must not start or end with '/'"},
 		{"dollar root", "$SYS/x", []string{"tcp://b:1883"}, "must not start with '$'"},
 		{"bad scheme", "f", []string{"http://b"}, "each broker URL must look like"},
+		{"control character", "f\x01g", []string{"tcp://b:1883"}, "must not contain control characters"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,21 +6,32 @@ import (
 	"github.com/heraldiot/herald/protocol"
 )
 
-// Apply updates the state from one message on the fleet's topics. It
-// reports whether anything changed; a message it cannot use is counted as
-// malformed and changes nothing else.
-func (s *State) Apply(topics protocol.Topics, topic string, payload []byte, now time.Time) bool {
+// Result says what applying one message did.
+type Result struct {
+	// Changed is set when the state changed.
+	Changed bool
+	// Malformed is set when the message could not be used; it was counted
+	// and changed nothing else.
+	Malformed bool
+	// Status is the state a device reported, for a valid status message.
+	Status protocol.State
+}
+
+// Apply updates the state from one message on the fleet's topics.
+func (s *State) Apply(topics protocol.Topics, topic string, payload []byte, now time.Time) Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastStatus = ""
 	changed, ok := s.apply(topics, topic, payload, now)
+	res := Result{Changed: changed, Status: s.lastStatus}
 	if !ok {
 		s.malformed++
-		changed = true
+		res = Result{Changed: true, Malformed: true}
 	}
-	if changed {
+	if res.Changed {
 		s.version++
 	}
-	return changed
+	return res
 }
 
 func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now time.Time) (changed, ok bool) {
@@ -88,6 +99,7 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		}
 		d.StatusRollout = s.intern(st.RolloutUID)
 		d.StatusState = st.State
+		s.lastStatus = st.State
 		d.StatusReason = s.intern(st.Reason)
 		d.StatusTime = st.Time.Unix()
 		if d.StatusTime <= 0 {

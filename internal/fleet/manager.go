@@ -13,12 +13,21 @@ import (
 	heraldv1alpha1 "github.com/heraldiot/herald/api/v1alpha1"
 )
 
+// Hooks observe sessions, for metrics. Each may be nil.
+type Hooks struct {
+	// Message is called for every message a session receives.
+	Message func(fleet types.NamespacedName, res Result)
+	// Connection is called when a session's connection goes up or down.
+	Connection func(fleet types.NamespacedName, up bool)
+}
+
 // Manager owns one Session per DeviceFleet. It runs as a manager Runnable
 // that needs leader election, so only the elected leader holds broker
 // connections, and it stops every session when the manager stops.
 type Manager struct {
 	log           logr.Logger
 	eventInterval time.Duration
+	hooks         Hooks
 
 	// FleetEvents and RolloutEvents carry "this fleet changed" to the two
 	// controllers' channel sources.
@@ -32,9 +41,10 @@ type Manager struct {
 
 // NewManager returns a manager that notifies controllers at most once per
 // eventInterval per fleet.
-func NewManager(log logr.Logger, eventInterval time.Duration) *Manager {
+func NewManager(log logr.Logger, eventInterval time.Duration, hooks Hooks) *Manager {
 	return &Manager{
 		log:           log,
+		hooks:         hooks,
 		eventInterval: eventInterval,
 		FleetEvents:   make(chan event.GenericEvent, 1024),
 		RolloutEvents: make(chan event.GenericEvent, 1024),
@@ -75,7 +85,7 @@ func (m *Manager) Ensure(key types.NamespacedName, cfg Config) (*Session, error)
 		go s.stop()
 		delete(m.sessions, key)
 	}
-	s, err := newSession(cfg, m.log.WithValues("fleet", key.String()), func() { m.notify(key) })
+	s, err := newSession(key, cfg, m.hooks, m.log.WithValues("fleet", key.String()), func() { m.notify(key) })
 	if err != nil {
 		return nil, err
 	}

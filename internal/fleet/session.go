@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/heraldiot/herald/mqtt"
 	"github.com/heraldiot/herald/protocol"
@@ -48,6 +49,8 @@ type Session struct {
 	Topics protocol.Topics
 	State  *State
 
+	key         types.NamespacedName
+	hooks       Hooks
 	cfg         Config
 	fingerprint string
 	client      *mqtt.Client
@@ -66,12 +69,14 @@ type Session struct {
 	wg     sync.WaitGroup
 }
 
-func newSession(cfg Config, log logr.Logger, changed func()) (*Session, error) {
+func newSession(key types.NamespacedName, cfg Config, hooks Hooks, log logr.Logger, changed func()) (*Session, error) {
 	topics, err := protocol.NewTopics(cfg.TopicRoot)
 	if err != nil {
 		return nil, err
 	}
 	return &Session{
+		key:         key,
+		hooks:       hooks,
 		Topics:      topics,
 		State:       NewState(),
 		cfg:         cfg,
@@ -179,8 +184,12 @@ func (s *Session) awaitSettled(ctx context.Context) {
 
 func (s *Session) handle(m *mqtt.Message) {
 	s.lastMsg.Store(time.Now().UnixNano())
-	if s.State.Apply(s.Topics, m.Topic, m.Payload, time.Now()) {
+	res := s.State.Apply(s.Topics, m.Topic, m.Payload, time.Now())
+	if res.Changed {
 		s.dirty.Store(true)
+	}
+	if s.hooks.Message != nil {
+		s.hooks.Message(s.key, res)
 	}
 }
 
@@ -208,6 +217,9 @@ func (s *Session) setConnected(up bool, err error) {
 	s.mu.Unlock()
 	if s.connected.Swap(up) != up || err != nil {
 		s.changed()
+	}
+	if s.hooks.Connection != nil {
+		s.hooks.Connection(s.key, up)
 	}
 }
 
@@ -242,6 +254,9 @@ func (s *Session) Publish(ctx context.Context, m *mqtt.Message) error {
 func (s *Session) Version() mqtt.Version { return s.cfg.Version }
 
 func (s *Session) stop() {
+	if s.hooks.Connection != nil {
+		defer s.hooks.Connection(s.key, false)
+	}
 	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

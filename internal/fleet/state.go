@@ -43,13 +43,14 @@ type NoticeRef struct {
 // State is a fleet's devices and retained notices. It is safe for
 // concurrent use: the session writes, reconcilers read snapshots.
 type State struct {
-	mu        sync.RWMutex
-	devices   map[string]*Device
-	notices   map[string]NoticeRef
-	strings   map[string]string
-	labelSets map[string]map[string]string
-	malformed int64
-	version   uint64 // bumped on every change
+	mu         sync.RWMutex
+	devices    map[string]*Device
+	notices    map[string]NoticeRef
+	strings    map[string]string
+	labelSets  map[string]map[string]string
+	malformed  int64
+	version    uint64         // bumped on every change
+	lastStatus protocol.State // set by apply for a valid status; read by Apply
 }
 
 // NewState returns an empty state.

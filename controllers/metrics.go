@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/fleet"
+)
+
+// Metrics are Herald's Prometheus metrics, served on the manager's
+// metrics endpoint next to controller-runtime's own.
+type Metrics struct {
+	rolloutDevices  *prometheus.GaugeVec
+	notices         *prometheus.CounterVec
+	acks            *prometheus.CounterVec
+	malformed       *prometheus.CounterVec
+	brokerConnected *prometheus.GaugeVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		rolloutDevices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_rollout_devices",
+			Help: "Targeted devices of a firmware rollout, by state.",
+		}, []string{"namespace", "rollout", "state"}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_notices_published_total",
+			Help: "Notices published to brokers, by action (update, withdraw, cancel).",
+		}, []string{"namespace", "fleet", "action"}),
+		acks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_device_acks_total",
+			Help: "Status reports received from devices, by state.",
+		}, []string{"namespace", "fleet", "state"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_malformed_messages_total",
+			Help: "Device messages that could not be used.",
+		}, []string{"namespace", "fleet"}),
+		brokerConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_broker_connected",
+			Help: "1 while a fleet's broker connection is up.",
+		}, []string{"namespace", "fleet"}),
+	}
+	for _, c := range []prometheus.Collector{m.rolloutDevices, m.notices, m.acks, m.malformed, m.brokerConnected} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// hooks feeds session events into the metrics.
+func (m *Metrics) hooks() fleet.Hooks {
+	return fleet.Hooks{
+		Message: func(f types.NamespacedName, res fleet.Result) {
+			switch {
+			case res.Malformed:
+				m.malformed.WithLabelValues(f.Namespace, f.Name).Inc()
+			case res.Status != "":
+				m.acks.WithLabelValues(f.Namespace, f.Name, string(res.Status)).Inc()
+			}
+		},
+		Connection: func(f types.NamespacedName, up bool) {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			m.brokerConnected.WithLabelValues(f.Namespace, f.Name).Set(v)
+		},
+	}
+}
+
+func (m *Metrics) noticePublished(ns, fleet, action string) {
+	if m != nil {
+		m.notices.WithLabelValues(ns, fleet, action).Inc()
+	}
+}
+
+func (m *Metrics) observeRollout(ro *v1.FirmwareRollout) {
+	if m == nil {
+		return
+	}
+	t := ro.Status.Totals
+	for state, n := range map[string]int32{
+		"waiting": t.Waiting, "notified": t.Notified, "inProgress": t.InProgress, "succeeded": t.Succeeded,
+		"failed": t.Failed, "rejected": t.Rejected, "canceled": t.Canceled,
+	} {
+		m.rolloutDevices.WithLabelValues(ro.Namespace, ro.Name, string(state)).Set(float64(n))
+	}
+}
+
+func (m *Metrics) forgetRollout(ns, name string) {
+	if m != nil {
+		m.rolloutDevices.DeletePartialMatch(prometheus.Labels{"namespace": ns, "rollout": name})
+	}
+}
