@@ -242,7 +242,11 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 		}
 		r.Metrics.noticePublished(ro.Namespace, ro.Spec.FleetRef.Name, action)
 		// Record our own publish at once, so the next plan does not
-		// publish it again before the broker echoes it back.
+		// publish it again before the broker echoes it back. A republish
+		// must refresh the time seen, so forget the old one first.
+		if !a.withdraw {
+			s.State.Forget(m.Topic)
+		}
 		s.State.Apply(s.Topics, m.Topic, m.Payload, now)
 	}
 	return nil

@@ -526,7 +526,9 @@ func noticeActions(in planInput, desired map[string]noticeAction, withdrawAll bo
 	budget := in.noticeBudget
 	var retry time.Duration
 	for _, topic := range topics {
-		if n, ok := in.notices[topic]; ok && n.RolloutUID == uid {
+		// A notice carries a v5 message expiry; publish it again, with the
+		// same bytes, well before the broker drops it.
+		if n, ok := in.notices[topic]; ok && n.RolloutUID == uid && in.now.Sub(n.SeenAt) < noticeExpiry/2 {
 			continue
 		}
 		if budget == 0 {

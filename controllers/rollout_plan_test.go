@@ -125,7 +125,7 @@ func TestPlanApprovalGateHoldsWave(t *testing.T) {
 	devs[0].StatusRollout, devs[0].StatusState, devs[0].StatusTime = uid, protocol.StateSucceeded, t0.Unix()
 	start := metav1.NewTime(t0.Add(-time.Minute))
 	ro.Status.Waves = []v1.WaveStatus{{StartTime: &start}, {}}
-	notices := map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid}}
+	notices := map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid, SeenAt: t0}}
 
 	out := planCase{ro: ro, devices: devs, notices: notices}.run(t)
 	if out.status.Phase != v1.PhaseWaitingForApproval || len(published(out)) != 0 {
@@ -212,8 +212,8 @@ func TestPlanWithdrawsOnlyOwnNotices(t *testing.T) {
 	ro := testRollout(percent(100))
 	ro.Spec.Canceled = true
 	notices := map[string]fleet.NoticeRef{
-		"root/notices/m/01":      {RolloutUID: uid},
-		"root/devices/d9/notice": {RolloutUID: uid},
+		"root/notices/m/01":      {RolloutUID: uid, SeenAt: t0},
+		"root/devices/d9/notice": {RolloutUID: uid, SeenAt: t0},
 		"root/notices/m/02":      {RolloutUID: "someone-else"},
 	}
 	out := planCase{ro: ro, devices: devicesWithCohorts(1, 2), notices: notices}.run(t)
@@ -227,7 +227,7 @@ func TestPlanWithdrawsOnlyOwnNotices(t *testing.T) {
 }
 
 func TestPlanSuperseded(t *testing.T) {
-	notices := map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid}}
+	notices := map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid, SeenAt: t0}}
 	out := planCase{ro: testRollout(percent(100)), devices: devicesWithCohorts(1), notices: notices, super: true}.run(t)
 	if out.status.Phase != v1.PhaseCanceled || len(withdrawn(out)) != 1 {
 		t.Fatalf("phase %s withdrawn %v", out.status.Phase, withdrawn(out))
@@ -265,15 +265,26 @@ func TestPlanSoakBetweenWaves(t *testing.T) {
 	devs[0].StatusRollout, devs[0].StatusState, devs[0].StatusTime = uid, protocol.StateSucceeded, t0.Unix()
 	started, completed := metav1.NewTime(t0.Add(-5*time.Minute)), metav1.NewTime(t0.Add(-4*time.Minute))
 	ro.Status.Waves = []v1.WaveStatus{{StartTime: &started, CompletionTime: &completed}, {}}
-	out := planCase{ro: ro, devices: devs, notices: map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid}}}.run(t)
+	out := planCase{ro: ro, devices: devs, notices: map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid, SeenAt: t0}}}.run(t)
 	if len(published(out)) != 0 || out.status.Waves[0].State != v1.WaveSoaking {
 		t.Fatalf("during soak published %v, wave 1 %s", published(out), out.status.Waves[0].State)
 	}
 	if out.requeueAfter <= 0 || out.requeueAfter > 6*time.Minute {
 		t.Fatalf("requeue %v, want a check no later than the soak's end in 6 minutes", out.requeueAfter)
 	}
-	out = planCase{ro: ro, devices: devs, now: t0.Add(6 * time.Minute), notices: map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid}}}.run(t)
+	out = planCase{ro: ro, devices: devs, now: t0.Add(6 * time.Minute), notices: map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid, SeenAt: t0}}}.run(t)
 	if got := published(out); len(got) != 1 || got[0] != "root/notices/m/50" {
 		t.Fatalf("after soak published %v", got)
+	}
+}
+
+func TestPlanRepublishesBeforeExpiry(t *testing.T) {
+	fresh := map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid, SeenAt: t0.Add(-time.Hour)}}
+	if got := published(planCase{ro: testRollout(percent(100)), devices: devicesWithCohorts(1), notices: fresh}.run(t)); len(got) != 0 {
+		t.Fatalf("fresh notice republished: %v", got)
+	}
+	old := map[string]fleet.NoticeRef{"root/notices/m/01": {RolloutUID: uid, SeenAt: t0.Add(-noticeExpiry/2 - time.Hour)}}
+	if got := published(planCase{ro: testRollout(percent(100)), devices: devicesWithCohorts(1), notices: old}.run(t)); len(got) != 1 {
+		t.Fatalf("notice half-way to expiry not republished: %v", got)
 	}
 }

@@ -39,7 +39,7 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		if err != nil || model == "" {
 			return false, false
 		}
-		return s.applyNotice(topic, payload)
+		return s.applyNotice(topic, payload, now)
 	}
 	id, kind, err := topics.ParseDeviceTopic(topic)
 	if err != nil {
@@ -107,12 +107,12 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		}
 		return true, true
 	case protocol.TopicNotice:
-		return s.applyNotice(topic, payload)
+		return s.applyNotice(topic, payload, now)
 	}
 	return false, false
 }
 
-func (s *State) applyNotice(topic string, payload []byte) (changed, ok bool) {
+func (s *State) applyNotice(topic string, payload []byte, now time.Time) (changed, ok bool) {
 	if protocol.IsWithdrawal(payload) {
 		_, had := s.notices[topic]
 		delete(s.notices, topic)
@@ -126,8 +126,9 @@ func (s *State) applyNotice(topic string, payload []byte) (changed, ok bool) {
 		// Cancel notices are not retained; nothing to track.
 		return false, true
 	}
-	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt}
-	if old, had := s.notices[topic]; had && old == ref {
+	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt, SeenAt: now}
+	if old, had := s.notices[topic]; had && old.RolloutUID == ref.RolloutUID && old.IssuedAt.Equal(ref.IssuedAt) {
+		// The broker echoing our own publish back, or a replay.
 		return false, true
 	}
 	s.notices[topic] = ref

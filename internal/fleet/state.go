@@ -38,6 +38,10 @@ type Device struct {
 type NoticeRef struct {
 	RolloutUID string
 	IssuedAt   time.Time
+	// SeenAt is when this process first saw the notice (published it, or
+	// got it in the retained replay): a lower bound on its age, used to
+	// republish before its message expiry runs out.
+	SeenAt time.Time
 }
 
 // State is a fleet's devices and retained notices. It is safe for
@@ -191,4 +195,11 @@ func (s *State) Each(fn func(*Device)) {
 	for _, d := range s.devices {
 		fn(d)
 	}
+}
+
+// Forget drops the record of the retained notice on topic.
+func (s *State) Forget(topic string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.notices, topic)
 }
