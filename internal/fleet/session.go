@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +41,15 @@ func (c *Config) fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// settleQuiet is how long the retained replay must stay quiet after
-// SUBACK before the state counts as synced.
-const settleQuiet = 500 * time.Millisecond
+// The state counts as synced when the sync marker, published after the
+// subscriptions, comes back: brokers deliver a subscription's retained
+// messages before anything published later. Should the marker never come
+// (an ACL may forbid it), a replay quiet for fallbackQuiet, at least
+// fallbackAfter after subscribing, is taken as complete.
+const (
+	fallbackQuiet = 2 * time.Second
+	fallbackAfter = 10 * time.Second
+)
 
 // Session is a fleet's MQTT connection and the state it feeds.
 type Session struct {
@@ -61,6 +68,8 @@ type Session struct {
 	syncedAt  atomic.Int64 // unix nanoseconds; 0 until the replay settled
 	lastMsg   atomic.Int64
 	dirty     atomic.Bool
+	syncTopic string
+	syncNonce atomic.Int64 // the marker awaited; 0 when none
 
 	mu      sync.Mutex
 	lastErr error
@@ -75,6 +84,7 @@ func newSession(key types.NamespacedName, cfg Config, hooks Hooks, log logr.Logg
 		return nil, err
 	}
 	return &Session{
+		syncTopic:   topics.Root() + "/_herald/sync/" + cfg.ClientID,
 		key:         key,
 		hooks:       hooks,
 		Topics:      topics,
@@ -106,6 +116,11 @@ func (s *Session) start(eventInterval time.Duration) {
 		DefaultHandler: s.handle,
 		OnConnect: func(*mqtt.Client, *mqtt.Connack) {
 			s.setConnected(true, nil)
+			// A reconnect replays the retained messages again (the client
+			// resubscribed before calling us); mark the end of that replay.
+			if s.syncNonce.Load() != 0 || s.syncedAt.Load() != 0 {
+				go s.sync(ctx)
+			}
 		},
 		OnConnectionLost: func(_ *mqtt.Client, err error) {
 			s.syncedAt.Store(0)
@@ -137,12 +152,18 @@ func (s *Session) run(ctx context.Context) {
 		}
 	}
 	for attempt := 0; ; attempt++ {
+		// QoS 0 on purpose: every device topic is retained, so a message
+		// lost with a connection comes back in the replay after the
+		// reconnect, and brokers cap queued QoS 1 messages per client
+		// (mosquitto: max_queued_messages 1000), which would cut the
+		// replay of a large fleet short.
 		err := s.client.Subscribe(ctx, nil,
-			mqtt.Subscription{Filter: s.Topics.AllPresence(), QoS: mqtt.AtLeastOnce},
-			mqtt.Subscription{Filter: s.Topics.AllInventory(), QoS: mqtt.AtLeastOnce},
-			mqtt.Subscription{Filter: s.Topics.AllStatus(), QoS: mqtt.AtLeastOnce},
-			mqtt.Subscription{Filter: s.Topics.AllDeviceNotices(), QoS: mqtt.AtLeastOnce},
-			mqtt.Subscription{Filter: s.Topics.AllGroupNotices(), QoS: mqtt.AtLeastOnce},
+			mqtt.Subscription{Filter: s.Topics.AllPresence()},
+			mqtt.Subscription{Filter: s.Topics.AllInventory()},
+			mqtt.Subscription{Filter: s.Topics.AllStatus()},
+			mqtt.Subscription{Filter: s.Topics.AllDeviceNotices()},
+			mqtt.Subscription{Filter: s.Topics.AllGroupNotices()},
+			mqtt.Subscription{Filter: s.syncTopic},
 		)
 		if err == nil {
 			break
@@ -156,34 +177,56 @@ func (s *Session) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-	s.lastMsg.Store(time.Now().UnixNano())
-	s.awaitSettled(ctx)
+	s.sync(ctx)
 }
 
-// awaitSettled marks the state synced once the retained replay has been
-// quiet for settleQuiet: MQTT does not say when a replay ends.
-func (s *Session) awaitSettled(ctx context.Context) {
-	t := time.NewTicker(settleQuiet / 5)
+// sync publishes a fresh marker and waits for the replay to end.
+func (s *Session) sync(ctx context.Context) {
+	nonce := time.Now().UnixNano()
+	s.syncedAt.Store(0)
+	s.syncNonce.Store(nonce)
+	subscribed := time.Now()
+	s.lastMsg.Store(subscribed.UnixNano())
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := s.client.Publish(pctx, &mqtt.Message{Topic: s.syncTopic, Payload: []byte(fmt.Sprint(nonce))})
+	cancel()
+	if err != nil {
+		s.log.Info("could not publish the sync marker; falling back to a quiet period", "error", err.Error())
+	}
+	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if !s.connected.Load() {
-				continue
+			if s.syncNonce.Load() != nonce {
+				return // a newer sync took over, or the marker arrived
 			}
-			if now.UnixNano()-s.lastMsg.Load() >= settleQuiet.Nanoseconds() {
-				s.syncedAt.Store(now.UnixNano())
-				s.changed()
+			quiet := now.UnixNano()-s.lastMsg.Load() >= fallbackQuiet.Nanoseconds()
+			if s.connected.Load() && quiet && now.Sub(subscribed) >= fallbackAfter {
+				s.markSynced(nonce)
 				return
 			}
 		}
 	}
 }
 
+func (s *Session) markSynced(nonce int64) {
+	if s.syncNonce.CompareAndSwap(nonce, 0) {
+		s.syncedAt.Store(time.Now().UnixNano())
+		s.changed()
+	}
+}
+
 func (s *Session) handle(m *mqtt.Message) {
 	s.lastMsg.Store(time.Now().UnixNano())
+	if m.Topic == s.syncTopic {
+		if nonce, err := strconv.ParseInt(string(m.Payload), 10, 64); err == nil {
+			s.markSynced(nonce)
+		}
+		return
+	}
 	res := s.State.Apply(s.Topics, m.Topic, m.Payload, time.Now())
 	if res.Changed {
 		s.dirty.Store(true)
