@@ -81,7 +81,7 @@ func zapLevel() int8 {
 }
 
 // startManager runs the real controllers until stop is called (or the test ends).
-func startManager(t *testing.T) (stop func()) {
+func startManager(t testing.TB) (stop func()) {
 	t.Helper()
 	stop, _ = startManagerWithMetrics(t)
 	return stop
@@ -89,7 +89,7 @@ func startManager(t *testing.T) (stop func()) {
 
 // startManagerWithMetrics is startManager that also returns the registry
 // holding Herald's metrics.
-func startManagerWithMetrics(t *testing.T) (stop func(), reg *prometheus.Registry) {
+func startManagerWithMetrics(t testing.TB) (stop func(), reg *prometheus.Registry) {
 	t.Helper()
 	reg = prometheus.NewRegistry()
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
@@ -123,7 +123,7 @@ func startManagerWithMetrics(t *testing.T) (stop func(), reg *prometheus.Registr
 }
 
 // newNamespace creates a namespace for one test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(name) > 50 {
@@ -154,7 +154,7 @@ func newNamespace(t *testing.T) string {
 
 // eventually polls cond until it holds; the condition observes the
 // apiserver, whose state changes are what the test waits for.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -171,7 +171,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	}
 }
 
-func getRollout(t *testing.T, ns, name string) *v1.FirmwareRollout {
+func getRollout(t testing.TB, ns, name string) *v1.FirmwareRollout {
 	t.Helper()
 	var ro v1.FirmwareRollout
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &ro); err != nil {
@@ -181,7 +181,7 @@ func getRollout(t *testing.T, ns, name string) *v1.FirmwareRollout {
 }
 
 // waitPhase waits until the rollout reaches phase and returns it.
-func waitPhase(t *testing.T, ns, name string, phase v1.RolloutPhase, timeout time.Duration) *v1.FirmwareRollout {
+func waitPhase(t testing.TB, ns, name string, phase v1.RolloutPhase, timeout time.Duration) *v1.FirmwareRollout {
 	t.Helper()
 	var ro *v1.FirmwareRollout
 	eventually(t, timeout, fmt.Sprintf("rollout %s phase %s", name, phase), func() (bool, string) {
@@ -192,7 +192,7 @@ func waitPhase(t *testing.T, ns, name string, phase v1.RolloutPhase, timeout tim
 }
 
 // simFleet starts n simulated devices under root.
-func simFleet(t *testing.T, root string, n int, model, version string, b devicesim.Behavior, labels map[string]string) *devicesim.Fleet {
+func simFleet(t testing.TB, root string, n int, model, version string, b devicesim.Behavior, labels map[string]string) *devicesim.Fleet {
 	t.Helper()
 	f := &devicesim.Fleet{}
 	for i := range n {
@@ -218,7 +218,7 @@ func simFleet(t *testing.T, root string, n int, model, version string, b devices
 	return f
 }
 
-func createFleet(t *testing.T, ns, name, root string) *v1.DeviceFleet {
+func createFleet(t testing.TB, ns, name, root string) *v1.DeviceFleet {
 	t.Helper()
 	f := &v1.DeviceFleet{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -234,7 +234,7 @@ func createFleet(t *testing.T, ns, name, root string) *v1.DeviceFleet {
 	return f
 }
 
-func patchRollout(t *testing.T, ro *v1.FirmwareRollout, mutate func(*v1.FirmwareRollout)) {
+func patchRollout(t testing.TB, ro *v1.FirmwareRollout, mutate func(*v1.FirmwareRollout)) {
 	t.Helper()
 	for range 10 {
 		cur := getRollout(t, ro.Namespace, ro.Name)
