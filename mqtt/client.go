@@ -49,7 +49,7 @@ type Client struct {
 
 	router      router
 	subs        []*subscribeRecord // for resubscribing when the server lost the session
-	queue       chan inbound
+	queue       *handlerQueue
 	stats       counters
 	wg          sync.WaitGroup
 	lastAttempt int // reconnect attempts since the last healthy connection; supervisor only
@@ -96,7 +96,7 @@ func New(opts Options) *Client {
 		quota:       65535,
 		quotaFree:   make(chan struct{}, 1),
 		inboundQoS2: make(map[uint16]struct{}),
-		queue:       make(chan inbound, opts.HandlerQueue),
+		queue:       newHandlerQueue(opts.HandlerQueue),
 	}
 }
 
@@ -204,7 +204,9 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 		nc.Close()
 		return nil, nil, err
 	}
-	br := bufio.NewReaderSize(nc, 32<<10)
+	// Small, because idle clients are most clients; packets larger than
+	// the buffer are read into a body buffer that grows on demand.
+	br := bufio.NewReaderSize(nc, 4<<10)
 	var hdr [5]byte
 	h, err := readHeader(br, hdr[:], c.opts.Version, c.opts.MaximumPacketSize)
 	if err == nil && h.Type != packet.TypeConnack {
@@ -582,6 +584,6 @@ func (c *Client) Stats() Stats {
 		DroppedQoS0:             c.stats.droppedQoS0.Load(),
 		ReceiveMaximumOvershoot: c.stats.receiveMaximumOvershoot.Load(),
 		InFlight:                inflight,
-		Queued:                  len(c.queue),
+		Queued:                  c.queue.len(),
 	}
 }

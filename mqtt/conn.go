@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,7 +193,11 @@ func (cn *conn) writePacket(p packet.Packet) error {
 
 // waitDrained blocks a QoS 0 publisher while the write buffer is over its
 // bound, so a fast publisher meets the socket's pace instead of memory growth.
-func (cn *conn) waitDrained(stop <-chan struct{}) {
+// buffered is the length the caller saw; below the bound there is nothing to do.
+func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
+	if buffered < maxBuffered {
+		return
+	}
 	for {
 		cn.wmu.Lock()
 		n, closed := len(cn.wbuf), cn.closed
@@ -222,6 +227,10 @@ func (cn *conn) writeLoop() {
 	for {
 		select {
 		case <-cn.wake:
+			// Let publishers that are runnable append before the write:
+			// one write per batch instead of one per packet is most of
+			// the CPU a QoS 1 stream costs.
+			runtime.Gosched()
 			if err := cn.flush(); err != nil {
 				cn.close(fmt.Errorf("write: %w", err))
 				return
@@ -289,7 +298,9 @@ func (cn *conn) flush() error {
 	cn.lastSend.Store(time.Now().UnixNano())
 	cn.c.stats.bytesOut.Add(uint64(len(buf)))
 	cn.wmu.Lock()
-	if cap(buf) <= maxBuffered {
+	// A QoS 0 burst may overshoot maxBuffered before publishers wait;
+	// keep such a buffer rather than regrow one from nothing.
+	if cap(buf) <= 2*maxBuffered {
 		cn.spare = buf[:0]
 	}
 	cn.wmu.Unlock()

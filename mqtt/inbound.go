@@ -106,10 +106,8 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 		}
 	}
 	item := inbound{msg: messageFrom(p, string(p.Topic)), id: p.PacketID, cn: cn}
-	select {
-	case c.queue <- item:
+	if c.queue.tryPush(item) {
 		return nil
-	default:
 	}
 	if p.QoS == 0 && c.opts.DropQoS0WhenFull {
 		c.stats.droppedQoS0.Add(1)
@@ -125,9 +123,7 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 	// The wait outlives a lost connection on purpose: the message was
 	// received, and for QoS 2 it is already recorded as delivered, so
 	// dropping it here would turn exactly-once into at-most-once.
-	select {
-	case c.queue <- item:
-	case <-c.ctx.Done():
+	if !c.queue.push(item, c.ctx.Done()) {
 		if p.QoS == 2 {
 			// Not delivered: let the server's resend in a later session
 			// deliver it.
@@ -145,22 +141,21 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 func (c *Client) dispatch() {
 	defer c.wg.Done()
 	for {
-		select {
-		case item := <-c.queue:
-			c.router.route(item.msg, c.opts.DefaultHandler)
-			switch item.msg.QoS {
-			case AtLeastOnce:
-				// Count the message as answered before the PUBACK can
-				// reach the server and free its slot for the next one.
-				if item.cn.inboundUnacked.Add(-1) < 0 {
-					item.cn.inboundUnacked.Store(0)
-				}
-				item.cn.writeAck(packet.TypePuback, item.id)
-			case ExactlyOnce:
-				item.cn.writeAck(packet.TypePubrec, item.id)
-			}
-		case <-c.ctx.Done():
+		item, ok := c.queue.pop(c.ctx.Done())
+		if !ok {
 			return
+		}
+		c.router.route(item.msg, c.opts.DefaultHandler)
+		switch item.msg.QoS {
+		case AtLeastOnce:
+			// Count the message as answered before the PUBACK can reach
+			// the server and free its slot for the next one.
+			if item.cn.inboundUnacked.Add(-1) < 0 {
+				item.cn.inboundUnacked.Store(0)
+			}
+			item.cn.writeAck(packet.TypePuback, item.id)
+		case ExactlyOnce:
+			item.cn.writeAck(packet.TypePubrec, item.id)
 		}
 	}
 }

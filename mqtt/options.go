@@ -88,7 +88,7 @@ type Options struct {
 	// DefaultHandler receives messages that match no subscription's handler.
 	DefaultHandler Handler
 	// HandlerQueue is the bound of the queue between the connection's
-	// reader and the handlers (default 1024).
+	// reader and the handlers (default 256).
 	HandlerQueue int
 	// DropQoS0WhenFull drops QoS 0 messages when the handler queue is full
 	// instead of waiting for room.
@@ -129,7 +129,7 @@ func (o *Options) setDefaults() {
 		o.ConnectTimeout = 10 * time.Second
 	}
 	if o.HandlerQueue <= 0 {
-		o.HandlerQueue = 1024
+		o.HandlerQueue = 256
 	}
 	if o.ReceiveMaximum == 0 {
 		o.ReceiveMaximum = uint16(min(max(o.HandlerQueue/4, 1), 65535))

@@ -110,13 +110,14 @@ func (c *Client) publishQoS0(m *Message) error {
 	} else {
 		_, err = cn.appendLocked(&c.pub)
 	}
+	buffered := len(cn.wbuf)
 	cn.wmu.Unlock()
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	cn.kick()
-	cn.waitDrained(c.ctx.Done())
+	cn.waitDrained(buffered, c.ctx.Done())
 	return nil
 }
 

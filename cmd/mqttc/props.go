@@ -32,7 +32,7 @@ const (
 )
 
 // defaultHandlerQueue is mqtt.Options.HandlerQueue's default.
-const defaultHandlerQueue = 1024
+const defaultHandlerQueue = 256
 
 // propertyKinds are the MQTT 5.0 properties by their mosquitto names.
 var propertyKinds = map[string]propKind{
