@@ -60,8 +60,10 @@ test: verify-generated verify-fmt vet envtest-bin broker ## Run every test again
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: broker ## Run the benchmarks.
-	go test -run '^$$' -bench . -benchmem ./...
+bench: broker envtest-bin ## Run the benchmarks: Herald's own, then side by side with Paho (bench/).
+	go test -run '^$$' -bench . -benchmem -benchtime 1x ./internal/fleet/ ./controllers/
+	go test -run '^$$' -bench . -benchmem ./mqtt/...
+	hack/bench.sh
 
 ##@ Test environment
 
@@ -80,10 +82,23 @@ build: manifests generate ## Build the manager and the command-line tools into b
 	go build -o $(LOCALBIN)/manager .
 	go build -o $(LOCALBIN)/ ./cmd/...
 
+# DEMO_KEEP=1 keeps the demo running after the rollout, until Ctrl-C.
+DEMO_KEEP ?=
+# DEMO_FLAGS go to the demo runner, e.g. DEMO_FLAGS='-devices 1000'.
+DEMO_FLAGS ?=
+
 .PHONY: demo
-demo: ## Run the end-to-end demo (not ready yet).
-	@echo "make demo is not ready yet: it arrives with the fleet simulator (issue 5)." >&2
-	@exit 1
+demo: envtest-bin broker demo-bin ## Run Herald end to end here: apiserver, broker, operator, a simulated fleet (DEMO_KEEP=1 keeps it running).
+	@$(LOCALBIN)/herald-demo $(if $(filter 1 true yes,$(DEMO_KEEP)),-keep) $(DEMO_FLAGS)
+
+.PHONY: demo-bin
+demo-bin: ## Build the manager, fleetsim, mqttc and the demo runner into bin/.
+	@echo ">> go build: bin/manager bin/fleetsim bin/mqttc bin/herald-demo (first time: a few minutes; then cached)"
+	@start=$$(date +%s); \
+	go build -o $(LOCALBIN)/manager . && \
+	go build -o $(LOCALBIN)/ ./cmd/fleetsim ./cmd/mqttc && \
+	go build -o $(LOCALBIN)/herald-demo ./hack/demo && \
+	echo ">> built in $$(( $$(date +%s) - start ))s"
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
@@ -102,7 +117,9 @@ uninstall: manifests ## Remove the CRDs (and every Herald object) from the clust
 .PHONY: deploy
 deploy: manifests ## Deploy CRDs, RBAC and the manager image $(IMG) to the current cluster.
 	@mkdir -p $(LOCALBIN)/deploy
-	@printf 'resources:\n- ../../config/default\nimages:\n- name: controller\n  newName: %s\n' "$(IMG)" >$(LOCALBIN)/deploy/kustomization.yaml
+	@img="$(IMG)"; last="$${img##*/}"; \
+	case "$$last" in *:*) name="$${img%:*}"; tag="$${img##*:}";; *) name="$$img"; tag=latest;; esac; \
+	printf 'resources:\n- ../../config/default\nimages:\n- name: ghcr.io/heraldiot/herald\n  newName: %s\n  newTag: %s\n' "$$name" "$$tag" >$(LOCALBIN)/deploy/kustomization.yaml
 	$(KUBECTL) apply -k $(LOCALBIN)/deploy
 
 .PHONY: undeploy

@@ -108,14 +108,14 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	limiter := r.limiter(&ro)
 	out, err := plan(planInput{
-		rollout:      &ro,
-		devices:      s.State.Each,
-		notices:      s.State.Notices(),
-		topics:       s.Topics,
-		now:          r.Now(),
-		offlineGrace: grace,
-		superseded:   superseded,
-		noticeBudget: limiter.available(r.Now()),
+		rollout:          &ro,
+		devices:          s.State.Each,
+		notices:          s.State.Notices(),
+		topics:           s.Topics,
+		now:              r.Now(),
+		offlineGrace:     grace,
+		supersededModels: superseded,
+		noticeBudget:     limiter.available(r.Now()),
 	})
 	if err != nil {
 		ro.Status.ObservedGeneration = ro.Generation
@@ -177,13 +177,14 @@ func (r *FirmwareRolloutReconciler) notReady(ro *v1.FirmwareRollout, reason, msg
 }
 
 // superseded applies the documented rule: a newer rollout (by creation
-// time, then name) for the same fleet that shares a model and is not
-// canceled supersedes this one.
-func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.FirmwareRollout) (bool, error) {
+// time, then name) for the same fleet that is not canceled or aborted takes
+// over the models it shares with this one. It returns those models.
+func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.FirmwareRollout) (map[string]bool, error) {
 	var list v1.FirmwareRolloutList
 	if err := r.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingFields{fleetRefIndex: ro.Spec.FleetRef.Name}); err != nil {
-		return false, err
+		return nil, err
 	}
+	taken := map[string]bool{}
 	models := map[string]bool{}
 	for _, m := range ro.Spec.Firmware.Models {
 		models[m] = true
@@ -200,14 +201,21 @@ func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.Firmw
 		}
 		for _, m := range o.Spec.Firmware.Models {
 			if models[m] {
-				return true, nil
+				taken[m] = true
 			}
 		}
 	}
-	return false, nil
+	return taken, nil
 }
 
-// publish carries out the plan's notice actions on the broker.
+// publishWorkers is how many notices are in flight at once: pipelining
+// them makes a wave's start cost about one broker round trip, not one per
+// notice.
+const publishWorkers = 32
+
+// publish carries out the plan's notice actions on the broker: cancel
+// notices first (before the retained notices they explain disappear), then
+// publishes and withdrawals.
 func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Session, ro *v1.FirmwareRollout, out planOutput, limiter *rateLimiter) error {
 	if len(out.actions) == 0 {
 		return nil
@@ -219,18 +227,26 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 	if err != nil {
 		return err
 	}
+	fleetName := ro.Spec.FleetRef.Name
 	if out.cancelNotice {
+		var withdrawals []noticeAction
 		for _, a := range out.actions {
-			if !a.withdraw {
-				continue
+			if a.withdraw {
+				withdrawals = append(withdrawals, a)
 			}
+		}
+		err := forEach(ctx, withdrawals, func(a noticeAction) error {
 			if err := s.Publish(ctx, cancelMessage(ro, a.topic, now)); err != nil {
 				return err
 			}
-			r.Metrics.noticePublished(ro.Namespace, ro.Spec.FleetRef.Name, "cancel")
+			r.Metrics.noticePublished(ro.Namespace, fleetName, "cancel")
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
-	for _, a := range out.actions {
+	return forEach(ctx, out.actions, func(a noticeAction) error {
 		m, action := withdrawMessage(a.topic), "withdraw"
 		if !a.withdraw {
 			m, action = *notice, "update"
@@ -240,7 +256,7 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 		if err := s.Publish(ctx, &m); err != nil {
 			return fmt.Errorf("%s: %w", a.topic, err)
 		}
-		r.Metrics.noticePublished(ro.Namespace, ro.Spec.FleetRef.Name, action)
+		r.Metrics.noticePublished(ro.Namespace, fleetName, action)
 		// Record our own publish at once, so the next plan does not
 		// publish it again before the broker echoes it back. A republish
 		// must refresh the time seen, so forget the old one first.
@@ -248,8 +264,44 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 			s.State.Forget(m.Topic)
 		}
 		s.State.Apply(s.Topics, m.Topic, m.Payload, now)
+		return nil
+	})
+}
+
+// forEach runs fn for every action on up to publishWorkers goroutines and
+// returns the first error.
+func forEach(ctx context.Context, actions []noticeAction, fn func(noticeAction) error) error {
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	work := make(chan noticeAction)
+	for range min(publishWorkers, len(actions)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for a := range work {
+				if err := fn(a); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		}()
 	}
-	return nil
+feed:
+	for _, a := range actions {
+		select {
+		case work <- a:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.FirmwareRollout) (ctrl.Result, error) {

@@ -25,8 +25,9 @@ type planInput struct {
 	// offlineGrace is the fleet's grace before an offline device stops
 	// holding back wave completion.
 	offlineGrace time.Duration
-	// superseded is set when a newer rollout for the same fleet and models exists.
-	superseded bool
+	// supersededModels are this rollout's models that a newer rollout for
+	// the same fleet has taken over.
+	supersededModels map[string]bool
 	// noticeBudget is how many new notices may be published now (rate limit); <0 means unlimited.
 	noticeBudget int
 }
@@ -92,6 +93,23 @@ func plan(in planInput) (planOutput, error) {
 		StartTime:          prev.StartTime,
 		CompletionTime:     prev.CompletionTime,
 	}
+	// A finished rollout's status is final: later device traffic (late
+	// joiners on a retained notice, a newer rollout) does not rewrite its
+	// result. Aborted and canceled rollouts keep withdrawing whatever of
+	// theirs is still on the broker; a succeeded one can still be canceled.
+	if prev.Phase.Terminal() && prev.Phase != v1.PhaseFailed && !(prev.Phase == v1.PhaseSucceeded && r.Spec.Canceled) {
+		out.status = *prev.DeepCopy()
+		out.status.ObservedGeneration = r.Generation
+		if prev.Phase != v1.PhaseSucceeded {
+			out.actions, _ = noticeActions(in, nil, true)
+		}
+		return out, nil
+	}
+	superseded := len(r.Spec.Firmware.Models) > 0
+	for _, m := range r.Spec.Firmware.Models {
+		superseded = superseded && in.supersededModels[m]
+	}
+
 	waves := r.Spec.Strategy.Waves
 	st.Waves = make([]v1.WaveStatus, len(waves))
 	for i := range waves {
@@ -142,11 +160,8 @@ func plan(in planInput) (planOutput, error) {
 	case r.Spec.Canceled || prev.Phase == v1.PhaseCanceled:
 		st.Phase = v1.PhaseCanceled
 		st.Message = "canceled by spec.canceled: notices withdrawn"
-		if in.superseded && !r.Spec.Canceled {
-			st.Message = prev.Message
-		}
 		out.withdrawAll, out.cancelNotice = true, true
-	case in.superseded:
+	case superseded:
 		st.Phase = v1.PhaseCanceled
 		st.Message = "superseded by a newer rollout for the same fleet and models: notices withdrawn"
 		out.withdrawAll = true
@@ -277,7 +292,7 @@ func plan(in planInput) (planOutput, error) {
 	if prev.Phase != st.Phase {
 		out.events = append(out.events, phaseEvent(st.Phase, st.Message))
 	}
-	setRolloutConditions(&st, r.Generation, tripped, blocked, in.superseded)
+	setRolloutConditions(&st, r.Generation, tripped, blocked, superseded)
 
 	// Come back for what no device message will announce: a soak ending,
 	// a device timing out.
@@ -340,23 +355,28 @@ func selectTargets(in planInput) ([]targetDevice, map[string]bool, error) {
 	groupsClean := map[string]bool{}
 	var out []targetDevice
 	in.devices(func(d *fleet.Device) {
-		if !d.HasInventory || !models[d.Model] {
+		if !d.HasInventory || !models[d.Model] || in.supersededModels[d.Model] {
 			return
 		}
 		group := in.topics.GroupNotice(d.Model, int(d.Cohort))
 		if _, seen := groupsClean[group]; !seen {
 			groupsClean[group] = true
 		}
-		current := d.FirmwareVersion == target
+		// A device this rollout updated reports on it; only devices that
+		// were on the target already count as "current", outside the
+		// failure policy's arithmetic. Neither is subject to the version
+		// constraint, which selects devices before their update.
+		onTarget, reported := d.FirmwareVersion == target, d.StatusRollout == uid
+		current := onTarget && !reported
 		if !sel.Matches(labels.Set(d.Labels)) {
-			if !current {
+			if !onTarget {
 				// A group notice would reach this device although the
 				// label selector excludes it.
 				groupsClean[group] = false
 			}
 			return
 		}
-		if !current && constraint != nil && !allows(constraint, d.FirmwareVersion) {
+		if !onTarget && !reported && constraint != nil && !allows(constraint, d.FirmwareVersion) {
 			// Devices check currentVersion themselves (it is in the
 			// notice), so this exclusion keeps the group clean.
 			return

@@ -76,7 +76,7 @@ func (c planCase) run(t *testing.T) planOutput {
 			}
 		},
 		notices: c.notices, topics: topics, now: c.now, offlineGrace: time.Minute,
-		superseded: c.super, noticeBudget: c.budget,
+		supersededModels: map[string]bool{"m": c.super}, noticeBudget: c.budget,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -322,5 +322,25 @@ func BenchmarkPlan100k(b *testing.B) {
 		if _, err := plan(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPlanUpdatedDevicesStayTargeted: a device this rollout updated runs the
+// target version, which the version constraint excludes; it must still
+// count, as a success the failure policy sees.
+func TestPlanUpdatedDevicesStayTargeted(t *testing.T) {
+	ro := testRollout(percent(100))
+	ro.Spec.Selector = &v1.DeviceSelector{CurrentVersion: "<2.0.0"}
+	ro.Spec.FailurePolicy = &v1.FailurePolicy{MaxFailedPercent: ptr.To[int32](40), Action: v1.FailurePause}
+	devs := devicesWithCohorts(1, 1, 1)
+	devs[0].FirmwareVersion, devs[0].StatusRollout, devs[0].StatusState = "2.0.0", uid, protocol.StateSucceeded
+	devs[1].FirmwareVersion, devs[1].StatusRollout, devs[1].StatusState = "2.0.0", uid, protocol.StateSucceeded
+	devs[2].StatusRollout, devs[2].StatusState = uid, protocol.StateFailed
+	out := planCase{ro: ro, devices: devs}.run(t)
+	if tot := out.status.Totals; tot.Targeted != 3 || tot.Succeeded != 2 || tot.Failed != 1 {
+		t.Fatalf("totals %+v, want 3 targeted, 2 succeeded, 1 failed", tot)
+	}
+	if out.status.Phase == v1.PhasePaused {
+		t.Fatalf("paused: 1 failure in 3 finished devices is within 40%%; %s", out.status.Message)
 	}
 }

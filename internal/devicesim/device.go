@@ -78,6 +78,7 @@ type job struct {
 
 // counts are what one device has done since it was created.
 type counts struct {
+	updates                               int // notices acted on
 	succeeded, failed, rejected, canceled int
 	reboots, churned                      int
 }
@@ -105,7 +106,7 @@ type Device struct {
 	mu          sync.Mutex
 	version     string
 	client      *mqtt.Client // nil while offline or rebooting
-	conns       []net.Conn   // network connections of client, for Kill
+	conn        net.Conn     // client's latest network connection, for Kill
 	rebooting   bool
 	stopped     bool
 	last        *noticeKey                  // the last update notice acted on
@@ -201,7 +202,7 @@ func (d *Device) Start(ctx context.Context) error {
 	if err := d.boot(ctx, c); err != nil {
 		d.mu.Lock()
 		if d.client == c {
-			d.client, d.conns = nil, nil
+			d.client, d.conn = nil, nil
 		}
 		d.mu.Unlock()
 		return fmt.Errorf("device %s: %w", d.cfg.ID, err)
@@ -291,7 +292,8 @@ func (d *Device) dial(ctx context.Context, c *mqtt.Client, network, addr string)
 		nc.Close()
 		return nil, errors.New("device is offline")
 	}
-	d.conns = append(d.conns, nc)
+	// The client dials again only once the previous connection is gone.
+	d.conn = nc
 	return nc, nil
 }
 
@@ -321,7 +323,6 @@ func (d *Device) announce(ctx context.Context, c *mqtt.Client) error {
 	d.mu.Lock()
 	version := d.version
 	d.mu.Unlock()
-	v5 := d.cfg.Version != mqtt.V311
 	online, err := protocol.MarshalPresence(&protocol.Presence{State: protocol.PresenceOnline, Time: time.Now()})
 	if err != nil {
 		return err
@@ -334,10 +335,9 @@ func (d *Device) announce(ctx context.Context, c *mqtt.Client) error {
 		return err
 	}
 	for _, m := range []*mqtt.Message{
-		{Topic: d.topics.Presence(d.cfg.ID), Payload: online, ContentType: protocol.PresenceContentType},
-		{Topic: d.topics.Inventory(d.cfg.ID), Payload: inv, ContentType: protocol.InventoryContentType},
+		d.message(d.topics.Presence(d.cfg.ID), online, protocol.PresenceContentType),
+		d.message(d.topics.Inventory(d.cfg.ID), inv, protocol.InventoryContentType),
 	} {
-		m.QoS, m.Retain, m.PayloadUTF8 = mqtt.AtLeastOnce, true, v5
 		if err := c.Publish(ctx, m); err != nil {
 			return fmt.Errorf("publish %s: %w", m.Topic, err)
 		}
@@ -352,7 +352,8 @@ func (d *Device) announce(ctx context.Context, c *mqtt.Client) error {
 	defer d.pubMu.Unlock()
 	d.mu.Lock()
 	st, acked := d.status, d.statusAcked
-	busy := d.job != nil
+	// A device rebooting into new firmware reports the outcome next.
+	busy := d.job != nil && !d.rebooting
 	d.mu.Unlock()
 	if st != nil && (busy || !acked) {
 		return d.publishStatus(ctx, c, st)
@@ -374,8 +375,8 @@ func (d *Device) Stop(ctx context.Context) error {
 // Kill cuts the device's network connection for good without DISCONNECT,
 // as a power loss would, so the broker publishes its Will.
 func (d *Device) Kill() {
-	if c, conns := d.shutdown(); c != nil {
-		for _, nc := range conns {
+	if c, nc := d.shutdown(); c != nil {
+		if nc != nil {
 			nc.Close()
 		}
 		drop(c)
@@ -383,23 +384,23 @@ func (d *Device) Kill() {
 }
 
 // shutdown marks the device stopped, ends its goroutines and returns the
-// client it still had, with its network connections.
-func (d *Device) shutdown() (*mqtt.Client, []net.Conn) {
+// client it still had, with its network connection.
+func (d *Device) shutdown() (*mqtt.Client, net.Conn) {
 	d.mu.Lock()
 	if d.stopped {
 		d.mu.Unlock()
 		return nil, nil
 	}
 	d.stopped = true
-	c, conns := d.client, d.conns
-	d.client, d.conns = nil, nil
+	c, nc := d.client, d.conn
+	d.client, d.conn = nil, nil
 	if d.job != nil {
 		d.job.cancel(errShutdown)
 	}
 	d.mu.Unlock()
 	d.cancel()
 	d.wg.Wait()
-	return c, conns
+	return c, nc
 }
 
 // GoOffline takes an idle, connected device off the network until Start
@@ -415,12 +416,12 @@ func (d *Device) GoOffline(ctx context.Context, abrupt bool) bool {
 		d.mu.Unlock()
 		return false
 	}
-	conns := d.conns
-	d.client, d.conns = nil, nil
+	nc := d.conn
+	d.client, d.conn = nil, nil
 	d.counts.churned++
 	d.mu.Unlock()
 	if abrupt {
-		for _, nc := range conns {
+		if nc != nil {
 			nc.Close()
 		}
 		drop(c)
@@ -433,14 +434,26 @@ func (d *Device) GoOffline(ctx context.Context, abrupt bool) bool {
 // goodbye publishes offline presence, waits for the broker to take it, and
 // disconnects, which discards the Will (docs/protocol.md §2.4).
 func (d *Device) goodbye(ctx context.Context, c *mqtt.Client) error {
+	if !c.IsConnected() {
+		// Nothing can reach the broker now; its Will speaks for the device.
+		return c.Disconnect(ctx)
+	}
 	offline, _ := protocol.MarshalPresence(&protocol.Presence{State: protocol.PresenceOffline, Time: time.Now()})
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_ = c.Publish(pctx, &mqtt.Message{
-		Topic: d.topics.Presence(d.cfg.ID), Payload: offline, QoS: mqtt.AtLeastOnce, Retain: true,
-		PayloadUTF8: d.cfg.Version != mqtt.V311, ContentType: protocol.PresenceContentType,
-	})
+	_ = c.Publish(pctx, d.message(d.topics.Presence(d.cfg.ID), offline, protocol.PresenceContentType))
 	cancel()
 	return c.Disconnect(ctx)
+}
+
+// message is a retained QoS 1 publish of the device's; under MQTT 5 it
+// says its payload is UTF-8 and names its content type, as
+// docs/protocol.md §8.2 allows.
+func (d *Device) message(topic string, payload []byte, contentType string) *mqtt.Message {
+	m := &mqtt.Message{Topic: topic, Payload: payload, QoS: mqtt.AtLeastOnce, Retain: true}
+	if d.cfg.Version != mqtt.V311 {
+		m.PayloadUTF8, m.ContentType = true, contentType
+	}
+	return m
 }
 
 // drop stops a client whose connection is gone without a DISCONNECT.
@@ -507,6 +520,7 @@ func (d *Device) consider(n *protocol.Notice) {
 		prev.cancel(errSuperseded)
 	}
 	d.last = &noticeKey{uid: n.Rollout.UID, issuedAt: n.IssuedAt}
+	d.counts.updates++
 	ctx, cancel := context.WithCancelCause(d.ctx)
 	j := &job{notice: *n, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	d.job = j
@@ -684,10 +698,7 @@ func (d *Device) publishStatus(ctx context.Context, c *mqtt.Client, st *protocol
 	if err != nil {
 		return err
 	}
-	err = c.Publish(ctx, &mqtt.Message{
-		Topic: d.topics.Status(d.cfg.ID), Payload: payload, QoS: mqtt.AtLeastOnce, Retain: true,
-		PayloadUTF8: d.cfg.Version != mqtt.V311, ContentType: protocol.StatusContentType,
-	})
+	err = c.Publish(ctx, d.message(d.topics.Status(d.cfg.ID), payload, protocol.StatusContentType))
 	if err == nil {
 		d.mu.Lock()
 		if d.status == st {
@@ -709,7 +720,7 @@ func (d *Device) reboot(version string) bool {
 		return false
 	}
 	old := d.client
-	d.client, d.conns = nil, nil
+	d.client, d.conn = nil, nil
 	d.rebooting = true
 	d.counts.reboots++
 	d.mu.Unlock()
@@ -749,7 +760,7 @@ func (d *Device) reboot(version string) bool {
 		}
 		d.mu.Lock()
 		if d.client == c {
-			d.client, d.conns = nil, nil
+			d.client, d.conn = nil, nil
 		}
 		d.mu.Unlock()
 		if !sleep(d.ctx, backoff.Delay(attempt)) {

@@ -65,8 +65,9 @@ type Stats struct {
 	// update now, by the last state they reported; Rebooting those
 	// rebooting into new firmware (or back into the old one).
 	Accepted, Downloading, Installing, Rebooting int
-	// Succeeded, Failed, Rejected and Canceled count reports since the
-	// fleet started.
+	// Updates counts the update notices devices acted on since the fleet
+	// started; Succeeded, Failed, Rejected and Canceled count outcomes.
+	Updates                               int
 	Succeeded, Failed, Rejected, Canceled int
 	// Reboots and Churned count reboots and churn outages since the fleet started.
 	Reboots, Churned int
@@ -98,6 +99,7 @@ func (f *Fleet) Stats() Stats {
 		case state == protocol.StateInstalling:
 			s.Installing++
 		}
+		s.Updates += cnt.updates
 		s.Succeeded += cnt.succeeded
 		s.Failed += cnt.failed
 		s.Rejected += cnt.rejected

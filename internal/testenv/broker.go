@@ -133,7 +133,7 @@ func NewBroker(dir string, opts BrokerOptions) (*Broker, error) {
 
 func (b *Broker) configure(dir string, opts BrokerOptions) error {
 	var err error
-	if b.Addr, err = freeAddr(); err != nil {
+	if b.Addr, err = FreeAddr(); err != nil {
 		return err
 	}
 	conf := []string{
@@ -151,7 +151,7 @@ func (b *Broker) configure(dir string, opts BrokerOptions) error {
 		conf = append(conf, "user "+u.Username)
 	}
 	if opts.TLS {
-		if b.TLSAddr, err = freeAddr(); err != nil {
+		if b.TLSAddr, err = FreeAddr(); err != nil {
 			return err
 		}
 		conf = append(conf, listener(b.TLSAddr),
@@ -161,7 +161,7 @@ func (b *Broker) configure(dir string, opts BrokerOptions) error {
 			fmt.Sprintf("require_certificate %t", opts.RequireClientCert))
 	}
 	if opts.WebSockets {
-		if b.WSAddr, err = freeAddr(); err != nil {
+		if b.WSAddr, err = FreeAddr(); err != nil {
 			return err
 		}
 		conf = append(conf, listener(b.WSAddr), "protocol websockets")
@@ -265,7 +265,8 @@ func (b *Broker) WSURL() string { return "ws://" + b.WSAddr + "/mqtt" }
 // Log returns the broker's most recent log lines.
 func (b *Broker) Log() string { return b.log.String() }
 
-func freeAddr() (string, error) {
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err

@@ -1,0 +1,5 @@
+// Package e2e tests Herald end to end, as `make demo` runs it: the real
+// manager and fleetsim binaries as processes, kube-apiserver and etcd,
+// mosquitto, config/default's CRDs and RBAC, and config/samples, through
+// internal/demo. The tests are in e2e_test.go.
+package e2e
