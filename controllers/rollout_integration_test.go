@@ -275,3 +275,46 @@ func TestOperatorRestartMidRollout(t *testing.T) {
 		t.Fatalf("totals %+v", got.Status.Totals)
 	}
 }
+
+// TestLateJoinerIncluded starts a device while the rollout waits at a gate:
+// it falls in the first wave's cohorts, so it must be targeted and updated
+// without anyone touching the rollout.
+func TestLateJoinerIncluded(t *testing.T) {
+	ns := newNamespace(t)
+	root := "plant/" + ns
+	startManager(t)
+	simFleet(t, root, 30, "sensor", "1.0.0", devicesim.Behavior{}, nil)
+	createFleet(t, ns, "fleet", root)
+	ro := rollout(ns, "r", "fleet", pct(10), v1.Wave{Percent: ptr.To[int32](100), RequireApproval: true})
+	if err := k8s.Create(context.Background(), ro); err != nil {
+		t.Fatal(err)
+	}
+	before := waitPhase(t, ns, "r", v1.PhaseWaitingForApproval, 60*time.Second).Status.Totals
+
+	// An ID in a first-wave cohort that no earlier device used.
+	id := ""
+	for i := 0; id == ""; i++ {
+		if c := fmt.Sprintf("late-%d", i); protocol.Cohort(c) < 10 {
+			id = c
+		}
+	}
+	d, err := devicesim.New(devicesim.Config{ID: id, Model: "sensor", FirmwareVersion: "1.0.0", HardwareRevision: "r2",
+		Broker: broker.URL(), Version: mqtt.V5, TopicRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	eventually(t, 60*time.Second, "late joiner updated", func() (bool, string) {
+		tot := getRollout(t, ns, "r").Status.Totals
+		return tot.Targeted == before.Targeted+1 && tot.Succeeded == before.Succeeded+1 && d.FirmwareVersion() == "2.0.0",
+			fmt.Sprintf("totals %+v (before %+v), device on %s", tot, before, d.FirmwareVersion())
+	})
+	if got := getRollout(t, ns, "r"); got.Status.Phase != v1.PhaseWaitingForApproval {
+		t.Fatalf("phase %s: the late joiner must not open the gate", got.Status.Phase)
+	}
+}
