@@ -257,13 +257,7 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 			return fmt.Errorf("%s: %w", a.topic, err)
 		}
 		r.Metrics.noticePublished(ro.Namespace, fleetName, action)
-		// Record our own publish at once, so the next plan does not
-		// publish it again before the broker echoes it back. A republish
-		// must refresh the time seen, so forget the old one first.
-		if !a.withdraw {
-			s.State.Forget(m.Topic)
-		}
-		s.State.Apply(s.Topics, m.Topic, m.Payload, now)
+		s.State.Published(s.Topics, m.Topic, m.Payload, now)
 		return nil
 	})
 }

@@ -70,6 +70,7 @@ func (p deviceProgress) finished() bool { return p >= progSucceeded }
 type targetDevice struct {
 	id         string
 	model      string
+	group      string // the group notice topic that reaches it
 	cohort     int
 	wave       int // index of the wave that covers it
 	progress   deviceProgress
@@ -125,11 +126,23 @@ func plan(in planInput) (planOutput, error) {
 		return out, err
 	}
 	uid := string(r.UID)
+	// Which devices a notice of ours reaches: by group topic, or by device
+	// for per-device notices. Looked up per device, so built once here
+	// from the (few) notices rather than per device from topic strings.
+	ownDevices := map[string]bool{}
+	for topic, n := range in.notices {
+		if n.RolloutUID != uid {
+			continue
+		}
+		if id, kind, err := in.topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
+			ownDevices[id] = true
+		}
+	}
 	notified := func(d *targetDevice) bool {
-		if n, ok := in.notices[in.topics.DeviceNotice(d.id)]; ok && n.RolloutUID == uid {
+		if ownDevices[d.id] {
 			return true
 		}
-		n, ok := in.notices[in.topics.GroupNotice(d.model, d.cohort)]
+		n, ok := in.notices[d.group]
 		return ok && n.RolloutUID == uid
 	}
 	for i := range targets {
@@ -353,12 +366,23 @@ func selectTargets(in planInput) ([]targetDevice, map[string]bool, error) {
 	}
 	uid := string(r.UID)
 	groupsClean := map[string]bool{}
+	// A fleet has at most models × 100 group topics: build each once.
+	type groupKey struct {
+		model  string
+		cohort uint8
+	}
+	groupTopics := map[groupKey]string{}
 	var out []targetDevice
 	in.devices(func(d *fleet.Device) {
 		if !d.HasInventory || !models[d.Model] || in.supersededModels[d.Model] {
 			return
 		}
-		group := in.topics.GroupNotice(d.Model, int(d.Cohort))
+		gk := groupKey{d.Model, d.Cohort}
+		group, ok := groupTopics[gk]
+		if !ok {
+			group = in.topics.GroupNotice(d.Model, int(d.Cohort))
+			groupTopics[gk] = group
+		}
 		if _, seen := groupsClean[group]; !seen {
 			groupsClean[group] = true
 		}
@@ -381,7 +405,7 @@ func selectTargets(in planInput) ([]targetDevice, map[string]bool, error) {
 			// notice), so this exclusion keeps the group clean.
 			return
 		}
-		td := targetDevice{id: d.ID, model: d.Model, cohort: int(d.Cohort), current: current}
+		td := targetDevice{id: d.ID, model: d.Model, group: group, cohort: int(d.Cohort), current: current}
 		offlineFor := time.Duration(0)
 		if !d.Online {
 			offlineFor = in.now.Sub(time.Unix(d.OfflineSince, 0))
@@ -469,7 +493,7 @@ func desiredNotices(in planInput, targets []targetDevice, groupsClean map[string
 	var order []string
 	for i := range targets {
 		d := &targets[i]
-		topic := in.topics.GroupNotice(d.model, d.cohort)
+		topic := d.group
 		g := groups[topic]
 		if g == nil {
 			g = &group{complete: true}

@@ -291,20 +291,12 @@ func (c *Client) connectPacket(clientID string, first bool) *packet.Connect {
 			p.Will.Payload = []byte{}
 		}
 		if o.Version == V5 {
-			wp := &p.Will.Properties
-			wp.WillDelay = uint32(w.Delay / time.Second)
-			if w.PayloadUTF8 {
-				wp.PayloadFormat = 1
-			}
-			wp.MessageExpiry = uint32(w.Expiry / time.Second)
-			if w.ContentType != "" {
-				wp.ContentType = []byte(w.ContentType)
-			}
-			if w.ResponseTopic != "" {
-				wp.ResponseTopic = []byte(w.ResponseTopic)
-			}
-			wp.CorrelationData = w.CorrelationData
-			wp.User = packetUserProperties(w.UserProperties)
+			// A will is a message like any other; its properties map the same way.
+			setMessageProperties(&p.Will.Properties, &Message{
+				PayloadUTF8: w.PayloadUTF8, Expiry: w.Expiry, ContentType: w.ContentType,
+				ResponseTopic: w.ResponseTopic, CorrelationData: w.CorrelationData, UserProperties: w.UserProperties,
+			}, nil)
+			p.Will.Properties.WillDelay = uint32(w.Delay / time.Second)
 		}
 	}
 	return p

@@ -69,27 +69,38 @@ func bytesOf(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
-// fillPublish sets the fields of p from m for encoding. user is scratch
-// space for user properties, returned for reuse.
-func fillPublish(p *packet.Publish, m *Message, user []packet.UserProperty) []packet.UserProperty {
+// fillPublish sets the fields of p from m for encoding under version v;
+// the MQTT 5.0 fields are left out under 3.1.1. user is scratch space for
+// user properties, returned for reuse.
+func fillPublish(p *packet.Publish, m *Message, v Version, user []packet.UserProperty) []packet.UserProperty {
 	p.Dup = false
 	p.QoS = byte(m.QoS)
 	p.Retain = m.Retain
 	p.Topic = bytesOf(m.Topic)
 	p.Payload = m.Payload
 	p.Properties.Reset()
-	if m.PayloadUTF8 {
-		p.Properties.PayloadFormat = 1
+	if v != V5 {
+		return user
 	}
-	p.Properties.MessageExpiry = uint32(m.Expiry / time.Second)
-	p.Properties.ContentType = bytesOf(m.ContentType)
-	p.Properties.ResponseTopic = bytesOf(m.ResponseTopic)
-	p.Properties.CorrelationData = m.CorrelationData
+	return setMessageProperties(&p.Properties, m, user)
+}
+
+// setMessageProperties sets the v5 message properties of a PUBLISH or a
+// will from m. The byte slices view m's strings, so pr must be encoded
+// while m is unchanged. user is scratch space, returned for reuse.
+func setMessageProperties(pr *packet.Properties, m *Message, user []packet.UserProperty) []packet.UserProperty {
+	if m.PayloadUTF8 {
+		pr.PayloadFormat = 1
+	}
+	pr.MessageExpiry = uint32(m.Expiry / time.Second)
+	pr.ContentType = bytesOf(m.ContentType)
+	pr.ResponseTopic = bytesOf(m.ResponseTopic)
+	pr.CorrelationData = m.CorrelationData
 	user = user[:0]
 	for _, u := range m.UserProperties {
 		user = append(user, packet.UserProperty{Key: bytesOf(u.Key), Value: bytesOf(u.Value)})
 	}
-	p.Properties.User = user
+	pr.User = user
 	return user
 }
 

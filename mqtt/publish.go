@@ -61,7 +61,7 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	p := c.newPending(packet.TypePublish)
 	p.qos, p.topic = m.QoS, m.Topic
 	c.pending[id] = p
-	c.user = c.fillPublish(m)
+	c.user = fillPublish(&c.pub, m, c.opts.Version, c.user)
 	c.pub.PacketID = id
 	if err := c.sendPublishLocked(id); err != nil {
 		delete(c.pending, id)
@@ -101,7 +101,7 @@ func (c *Client) publishQoS0(m *Message) error {
 		c.mu.Unlock()
 		return ErrNotConnected
 	}
-	c.user = c.fillPublish(m)
+	c.user = fillPublish(&c.pub, m, c.opts.Version, c.user)
 	c.pub.PacketID = 0
 	cn.wmu.Lock()
 	var err error
@@ -318,14 +318,4 @@ func (c *Client) publishResult(p *pending, a *packet.Ack) error {
 		return nil
 	}
 	return &PublishError{Topic: p.topic, Code: a.ReasonCode, ReasonString: string(a.Properties.ReasonString)}
-}
-
-// fillPublish prepares c.pub from m. MQTT 5.0 properties are dropped under
-// 3.1.1, as Message documents. c.mu is held.
-func (c *Client) fillPublish(m *Message) []packet.UserProperty {
-	user := fillPublish(&c.pub, m, c.user)
-	if c.opts.Version != V5 {
-		c.pub.Properties.Reset()
-	}
-	return user
 }

@@ -32,7 +32,7 @@ func debugSent(client string, p packet.Packet) []string {
 		lines := make([]string, len(p.Subscriptions))
 		for i, s := range p.Subscriptions {
 			// mosquitto shows the options byte without the QoS bits.
-			options := optionsByte(s)
+			options := s.Options() &^ 0x03
 			lines[i] = fmt.Sprintf("%sSUBSCRIBE (Mid: %d, Topic: %s, QoS: %d, Options: 0x%02x)", prefix, p.PacketID, s.Filter, s.QoS, options)
 		}
 		return lines
@@ -77,17 +77,6 @@ func debugReceived(client string, p packet.Packet) []string {
 func describePublish(p *packet.Publish) string {
 	return fmt.Sprintf("PUBLISH (d%d, q%d, r%d, m%d, '%s', ... (%d bytes))",
 		b2i(p.Dup), p.QoS, b2i(p.Retain), p.PacketID, p.Topic, len(p.Payload))
-}
-
-func optionsByte(s packet.Subscription) byte {
-	o := s.RetainHandling << 4
-	if s.NoLocal {
-		o |= 0x04
-	}
-	if s.RetainAsPublished {
-		o |= 0x08
-	}
-	return o
 }
 
 func b2i(b bool) int {

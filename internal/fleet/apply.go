@@ -17,6 +17,17 @@ type Result struct {
 	Status protocol.State
 }
 
+// Published records a message the operator has just published, at once,
+// so that planning does not publish it again before the broker echoes it
+// back. Unlike Apply, it counts a republished notice as new: its age
+// (SeenAt) restarts, which is what republishing before expiry is for.
+func (s *State) Published(topics protocol.Topics, topic string, payload []byte, now time.Time) {
+	s.mu.Lock()
+	delete(s.notices, topic)
+	s.mu.Unlock()
+	s.Apply(topics, topic, payload, now)
+}
+
 // Apply updates the state from one message on the fleet's topics.
 func (s *State) Apply(topics protocol.Topics, topic string, payload []byte, now time.Time) Result {
 	s.mu.Lock()
@@ -27,9 +38,6 @@ func (s *State) Apply(topics protocol.Topics, topic string, payload []byte, now 
 	if !ok {
 		s.malformed++
 		res = Result{Changed: true, Malformed: true}
-	}
-	if res.Changed {
-		s.version++
 	}
 	return res
 }

@@ -136,22 +136,14 @@ func (s *Session) start(eventInterval time.Duration) {
 // Later reconnects and resubscriptions are the client's job.
 func (s *Session) run(ctx context.Context) {
 	defer s.wg.Done()
-	backoff := mqtt.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
-	for attempt := 0; ; attempt++ {
+	connect := func() error {
 		err := s.client.Connect(ctx)
-		if err == nil {
-			break
+		if err != nil {
+			s.setConnected(false, err)
 		}
-		s.setConnected(false, err)
-		t := time.NewTimer(backoff.Delay(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+		return err
 	}
-	for attempt := 0; ; attempt++ {
+	subscribe := func() error {
 		// QoS 0 on purpose: every device topic is retained, so a message
 		// lost with a connection comes back in the replay after the
 		// reconnect, and brokers cap queued QoS 1 messages per client
@@ -165,19 +157,31 @@ func (s *Session) run(ctx context.Context) {
 			mqtt.Subscription{Filter: s.Topics.AllGroupNotices()},
 			mqtt.Subscription{Filter: s.syncTopic},
 		)
-		if err == nil {
-			break
+		if err != nil {
+			s.setConnected(s.client.IsConnected(), fmt.Errorf("subscribe: %w", err))
 		}
-		s.setConnected(s.client.IsConnected(), fmt.Errorf("subscribe: %w", err))
+		return err
+	}
+	if retry(ctx, connect) && retry(ctx, subscribe) {
+		s.sync(ctx)
+	}
+}
+
+// retry calls fn with backoff until it succeeds (true) or ctx ends (false).
+func retry(ctx context.Context, fn func() error) bool {
+	backoff := mqtt.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
+	for attempt := 0; ; attempt++ {
+		if fn() == nil {
+			return true
+		}
 		t := time.NewTimer(backoff.Delay(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return false
 		case <-t.C:
 		}
 	}
-	s.sync(ctx)
 }
 
 // sync publishes a fresh marker and waits for the replay to end.

@@ -53,7 +53,6 @@ type State struct {
 	strings    map[string]string
 	labelSets  map[string]map[string]string
 	malformed  int64
-	version    uint64         // bumped on every change
 	lastStatus protocol.State // set by apply for a valid status; read by Apply
 }
 
@@ -122,32 +121,6 @@ func (s *State) forgetIfEmpty(d *Device) {
 	}
 }
 
-// Malformed returns how many device messages could not be used.
-func (s *State) Malformed() int64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.malformed
-}
-
-// Version changes whenever the state does.
-func (s *State) Version() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.version
-}
-
-// Devices returns a copy of every device, sorted by ID.
-func (s *State) Devices() []Device {
-	s.mu.RLock()
-	out := make([]Device, 0, len(s.devices))
-	for _, d := range s.devices {
-		out = append(out, *d)
-	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
 // Notices returns a copy of the retained notices by topic.
 func (s *State) Notices() map[string]NoticeRef {
 	s.mu.RLock()
@@ -195,11 +168,4 @@ func (s *State) Each(fn func(*Device)) {
 	for _, d := range s.devices {
 		fn(d)
 	}
-}
-
-// Forget drops the record of the retained notice on topic.
-func (s *State) Forget(topic string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.notices, topic)
 }

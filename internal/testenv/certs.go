@@ -124,9 +124,6 @@ func (c *Certs) ClientTLSConfig(withCert bool) *tls.Config {
 	return cfg
 }
 
-// CAPool returns the pool holding the test CA.
-func (c *Certs) CAPool() *x509.CertPool { return c.pool }
-
 func writePEM(path, blockType string, der []byte) error {
 	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
 	if err := os.WriteFile(path, data, 0o600); err != nil {

@@ -13,8 +13,6 @@ import (
 type ControlPlane struct {
 	// Config reaches the apiserver as an administrator.
 	Config *rest.Config
-	// KubectlPath is the kubectl built alongside the apiserver.
-	KubectlPath string
 
 	env *envtest.Environment
 }
@@ -40,7 +38,7 @@ func StartControlPlane() (*ControlPlane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start envtest control plane from %s: %w", assets, err)
 	}
-	return &ControlPlane{Config: cfg, KubectlPath: filepath.Join(assets, "kubectl"), env: env}, nil
+	return &ControlPlane{Config: cfg, env: env}, nil
 }
 
 // Stop stops the apiserver and etcd and removes their data.

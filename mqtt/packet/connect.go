@@ -113,16 +113,12 @@ func (p *Connect) Append(dst []byte, _ Version) ([]byte, error) {
 	if err := checkString(p.ClientID, true); err != nil {
 		return dst, err
 	}
-	var propSize, willPropSize int
-	var err error
-	if v == V5 {
-		if propSize, err = p.Properties.size(inConnect); err != nil {
-			return dst, err
-		}
-		size += VarIntSize(uint32(propSize)) + propSize
-	} else if hasProperties(&p.Properties) {
-		return dst, ErrPropertiesV311
+	propSize, n, err := propertiesSize(&p.Properties, v, inConnect)
+	if err != nil {
+		return dst, err
 	}
+	size += n
+	var willPropSize int
 	if p.WillFlag {
 		if p.Will.QoS > 2 {
 			return dst, ErrWillFlags
@@ -137,14 +133,10 @@ func (p *Connect) Append(dst []byte, _ Version) ([]byte, error) {
 		if p.Will.Retain {
 			flags |= connectFlagWillRetain
 		}
-		if v == V5 {
-			if willPropSize, err = p.Will.Properties.size(scopeWill); err != nil {
-				return dst, err
-			}
-			size += VarIntSize(uint32(willPropSize)) + willPropSize
-		} else if hasProperties(&p.Will.Properties) {
-			return dst, ErrPropertiesV311
+		if willPropSize, n, err = propertiesSize(&p.Will.Properties, v, scopeWill); err != nil {
+			return dst, err
 		}
+		size += n
 		size += 4 + len(p.Will.Topic) + len(p.Will.Payload)
 	}
 	if p.Username != nil {
@@ -191,6 +183,23 @@ func (p *Connect) Append(dst []byte, _ Version) ([]byte, error) {
 
 // hasProperties reports whether any property would be encoded.
 func hasProperties(p *Properties) bool { return p.sending() != 0 }
+
+// propertiesSize returns the encoded length of p for a packet of protocol
+// version v, both without (propSize, for appendTo) and with its length
+// prefix (total, for the remaining length). Under 3.1.1 both are 0, and
+// properties there are refused.
+func propertiesSize(p *Properties, v Version, where scope) (propSize, total int, err error) {
+	if v != V5 {
+		if hasProperties(p) {
+			return 0, 0, ErrPropertiesV311
+		}
+		return 0, 0, nil
+	}
+	if propSize, err = p.size(where); err != nil {
+		return 0, 0, err
+	}
+	return propSize, VarIntSize(uint32(propSize)) + propSize, nil
+}
 
 // Connack is a CONNACK packet. (3.2) In 3.1.1, ReasonCode holds the return code.
 type Connack struct {
@@ -245,17 +254,11 @@ func (p *Connack) Append(dst []byte, v Version) ([]byte, error) {
 		// [MQTT-3.2.2-4] / [MQTT-3.2.2-6]
 		return dst, errorf(ErrConnackFlags, "session present with a refusal")
 	}
-	size := 2
-	var propSize int
-	var err error
-	if v == V5 {
-		if propSize, err = p.Properties.size(inConnack); err != nil {
-			return dst, err
-		}
-		size += VarIntSize(uint32(propSize)) + propSize
-	} else if hasProperties(&p.Properties) {
-		return dst, ErrPropertiesV311
+	propSize, n, err := propertiesSize(&p.Properties, v, inConnack)
+	if err != nil {
+		return dst, err
 	}
+	size := 2 + n
 	if dst, err = appendHeader(dst, TypeConnack, 0, size); err != nil {
 		return dst, err
 	}

@@ -80,16 +80,11 @@ func (p *Publish) Append(dst []byte, v Version) ([]byte, error) {
 	if p.QoS > 0 {
 		size += 2
 	}
-	var propSize int
-	var err error
-	if v == V5 {
-		if propSize, err = p.Properties.size(inPublish); err != nil {
-			return dst, err
-		}
-		size += VarIntSize(uint32(propSize)) + propSize
-	} else if hasProperties(&p.Properties) {
-		return dst, ErrPropertiesV311
+	propSize, n, err := propertiesSize(&p.Properties, v, inPublish)
+	if err != nil {
+		return dst, err
 	}
+	size += n
 	if dst, err = appendHeader(dst, TypePublish, p.Flags(), size); err != nil {
 		return dst, err
 	}

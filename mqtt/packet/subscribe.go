@@ -9,7 +9,9 @@ type Subscription struct {
 	RetainHandling    byte // v5: 0 send retained, 1 only for new subscriptions, 2 never
 }
 
-func (s *Subscription) options() byte {
+// Options returns the subscription options byte as SUBSCRIBE carries it:
+// maximum QoS, No Local, Retain As Published and Retain Handling.
+func (s *Subscription) Options() byte {
 	o := s.QoS | s.RetainHandling<<4
 	if s.NoLocal {
 		o |= 0x04
@@ -98,16 +100,11 @@ func (p *Subscribe) Append(dst []byte, v Version) ([]byte, error) {
 		}
 		size += 3 + len(s.Filter)
 	}
-	var propSize int
-	var err error
-	if v == V5 {
-		if propSize, err = p.Properties.size(inSubscribe); err != nil {
-			return dst, err
-		}
-		size += VarIntSize(uint32(propSize)) + propSize
-	} else if hasProperties(&p.Properties) {
-		return dst, ErrPropertiesV311
+	propSize, n, err := propertiesSize(&p.Properties, v, inSubscribe)
+	if err != nil {
+		return dst, err
 	}
+	size += n
 	if dst, err = appendHeader(dst, TypeSubscribe, fixedFlags(TypeSubscribe), size); err != nil {
 		return dst, err
 	}
@@ -117,7 +114,7 @@ func (p *Subscribe) Append(dst []byte, v Version) ([]byte, error) {
 	}
 	for i := range p.Subscriptions {
 		dst = appendBinary(dst, p.Subscriptions[i].Filter)
-		dst = append(dst, p.Subscriptions[i].options())
+		dst = append(dst, p.Subscriptions[i].Options())
 	}
 	return dst, nil
 }
@@ -194,16 +191,11 @@ func (p *Unsubscribe) Append(dst []byte, v Version) ([]byte, error) {
 		}
 		size += 2 + len(f)
 	}
-	var propSize int
-	var err error
-	if v == V5 {
-		if propSize, err = p.Properties.size(inUnsubscribe); err != nil {
-			return dst, err
-		}
-		size += VarIntSize(uint32(propSize)) + propSize
-	} else if hasProperties(&p.Properties) {
-		return dst, ErrPropertiesV311
+	propSize, n, err := propertiesSize(&p.Properties, v, inUnsubscribe)
+	if err != nil {
+		return dst, err
 	}
+	size += n
 	if dst, err = appendHeader(dst, TypeUnsubscribe, fixedFlags(TypeUnsubscribe), size); err != nil {
 		return dst, err
 	}
@@ -277,16 +269,11 @@ func appendCodes(dst []byte, v Version, t Type, id uint16, props *Properties, co
 		return dst, ErrPacketIDZero
 	}
 	size := 2
-	var propSize int
-	var err error
-	if v == V5 {
-		if propSize, err = props.size(scopeOf(t)); err != nil {
-			return dst, err
-		}
-		size += VarIntSize(uint32(propSize)) + propSize
-	} else if hasProperties(props) {
-		return dst, ErrPropertiesV311
+	propSize, n, err := propertiesSize(props, v, scopeOf(t))
+	if err != nil {
+		return dst, err
 	}
+	size += n
 	if v == V5 || t == TypeSuback {
 		if len(codes) == 0 {
 			return dst, errorf(ErrReasonCode, "%s without reason codes", t)
