@@ -127,7 +127,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		if err := c.store.Reset(); err != nil {
 			return fmt.Errorf("reset session store: %w", err)
 		}
-	} else if err := c.loadInbound(); err != nil {
+	} else if err := c.loadSession(); err != nil {
 		return err
 	}
 	cn, err := c.connect(ctx, true)
@@ -144,13 +144,42 @@ func (c *Client) Connect(ctx context.Context) error {
 	return nil
 }
 
-func (c *Client) loadInbound() error {
+// loadSession adopts the state a Store kept from an earlier process: the
+// identifiers of inbound QoS 2 messages already delivered, and outbound
+// flows nobody waits for any more but which must still complete, so their
+// packet identifiers stay reserved and their acknowledgements clear them
+// from the store.
+func (c *Client) loadSession() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.store.Inbound(func(id uint16) bool {
+	err := c.store.Inbound(func(id uint16) bool {
 		c.inboundQoS2[id] = struct{}{}
 		return true
 	})
+	if err != nil {
+		return fmt.Errorf("read session store: %w", err)
+	}
+	err = c.store.Outbound(func(id uint16, encoded []byte) bool {
+		if _, ok := c.pending[id]; ok || len(encoded) == 0 {
+			return true
+		}
+		p := c.newPending(packet.TypePublish)
+		p.abandoned = true
+		switch packet.Type(encoded[0] >> 4) {
+		case packet.TypePubrel:
+			p.qos, p.pubrec = ExactlyOnce, true
+		default:
+			p.qos = QoS(encoded[0] >> 1 & 3)
+		}
+		c.pending[id] = p
+		c.inflight++
+		c.nextID = id
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("read session store: %w", err)
+	}
+	return nil
 }
 
 // connect tries each server in turn and installs the first connection.
@@ -276,6 +305,7 @@ func (c *Client) connectPacket(clientID string, first bool) *packet.Connect {
 			pr.ReceiveMaximum = o.ReceiveMaximum
 		}
 		pr.MaximumPacketSize = o.MaximumPacketSize
+		pr.TopicAliasMaximum = o.TopicAliasMaximum
 		if o.RequestResponseInfo {
 			pr.RequestResponseInfo = 1
 		}
@@ -379,6 +409,9 @@ func (c *Client) install(cn *conn, ack *Connack) {
 		c.clientID = ack.AssignedClientID
 	}
 	c.quota = int(ack.ReceiveMaximum)
+	if c.opts.Version == V5 {
+		cn.outAliases = newOutboundAliases(min(c.opts.OutboundTopicAliases, ack.TopicAliasMaximum))
+	}
 	if !ack.SessionPresent {
 		clear(c.inboundQoS2)
 		c.store.Inbound(func(id uint16) bool { _ = c.store.DeleteInbound(id); return true })

@@ -30,6 +30,12 @@ type conn struct {
 	pingTimeout     time.Duration
 	serverMaxPacket uint32
 
+	// Topic alias tables of this connection: outAliases is used by
+	// publishers under Client.mu (nil when aliases are off), inAliases by
+	// the reader alone.
+	outAliases *outboundAliases
+	inAliases  inboundAliases
+
 	wmu    sync.Mutex
 	wbuf   []byte // packets waiting for the writer
 	spare  []byte // the buffer the writer last wrote, for reuse
@@ -174,6 +180,30 @@ func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
 	}
 	cn.wbuf = buf
 	return buf[start:], nil
+}
+
+// appendPublishLocked is appendLocked for a PUBLISH, replacing its topic by
+// an alias when outbound aliases are on. aliased reports that encoded is
+// not the form to keep in the session store: aliases die with the
+// connection, so a resend must carry the topic. The caller holds c.mu and wmu.
+func (cn *conn) appendPublishLocked(p *packet.Publish) (encoded []byte, aliased bool, err error) {
+	a := cn.outAliases
+	if a == nil {
+		encoded, err = cn.appendLocked(p)
+		return encoded, false, err
+	}
+	topic := p.Topic
+	alias, known := a.lookup(topic)
+	p.Properties.TopicAlias = alias
+	if known {
+		p.Topic = nil
+	}
+	encoded, err = cn.appendLocked(p)
+	p.Topic, p.Properties.TopicAlias = topic, 0
+	if err != nil && !known {
+		a.forget(topic)
+	}
+	return encoded, true, err
 }
 
 // writePacket queues p. It fails when the connection has ended.

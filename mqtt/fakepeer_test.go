@@ -28,6 +28,24 @@ type peer struct {
 // after answering its CONNECT with a CONNACK.
 func startPeer(t *testing.T, v packet.Version, script func(p *peer)) string {
 	t.Helper()
+	return listenPeers(t, v, func(p *peer, n int) {
+		if n > 0 {
+			return
+		}
+		if _, ok := p.read().(*packet.Connect); !ok {
+			t.Error("peer: first packet is not CONNECT")
+			return
+		}
+		p.write(&packet.Connack{})
+		script(p)
+	})
+}
+
+// listenPeers listens on loopback and runs script on each connection in
+// turn (n counts them from 0) until the test ends. The script does the
+// CONNECT/CONNACK exchange itself.
+func listenPeers(t *testing.T, v packet.Version, script func(p *peer, n int)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,21 +57,27 @@ func startPeer(t *testing.T, v packet.Version, script func(p *peer)) string {
 	})
 	go func() {
 		defer close(done)
-		nc, err := ln.Accept()
-		if err != nil {
-			return
+		for n := 0; ; n++ {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+			script(&peer{t: t, nc: nc, br: bufio.NewReader(nc), v: v}, n)
+			nc.Close()
 		}
-		defer nc.Close()
-		_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-		p := &peer{t: t, nc: nc, br: bufio.NewReader(nc), v: v}
-		if _, ok := p.read().(*packet.Connect); !ok {
-			t.Error("peer: first packet is not CONNECT")
-			return
-		}
-		p.write(&packet.Connack{})
-		script(p)
 	}()
 	return "tcp://" + ln.Addr().String()
+}
+
+// connect reads the client's CONNECT and returns it, or nil.
+func (p *peer) connect() *packet.Connect {
+	c, ok := p.read().(*packet.Connect)
+	if !ok {
+		p.t.Error("peer: first packet is not CONNECT")
+		return nil
+	}
+	return c
 }
 
 // read returns the next packet from the client, or nil when the connection ends.

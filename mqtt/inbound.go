@@ -70,9 +70,9 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 // handlePublish enforces flow control and exactly-once state for a received
 // PUBLISH and queues it for the handlers.
 func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
-	if len(p.Topic) == 0 || p.Properties.TopicAlias != 0 {
-		// We announce Topic Alias Maximum 0. [MQTT-3.3.2-9]
-		return fmt.Errorf("%w: topic alias %d", packet.TopicAliasInvalid, p.Properties.TopicAlias)
+	topic, err := cn.inAliases.resolve(p, c.opts.TopicAliasMaximum)
+	if err != nil {
+		return err
 	}
 	if p.QoS > 0 {
 		// The hard bound is the handler queue, the memory we protect; see
@@ -105,7 +105,7 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 			return err
 		}
 	}
-	item := inbound{msg: messageFrom(p, string(p.Topic)), id: p.PacketID, cn: cn}
+	item := inbound{msg: messageFrom(p, topic), id: p.PacketID, cn: cn}
 	if c.queue.tryPush(item) {
 		return nil
 	}

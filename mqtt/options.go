@@ -73,6 +73,26 @@ type Options struct {
 	// UserProperties are sent in CONNECT (v5).
 	UserProperties []UserProperty
 
+	// TopicAliasMaximum is how many topic aliases the server may use in
+	// the messages it sends us (v5; default 0: none). Each costs one topic
+	// string per connection.
+	TopicAliasMaximum uint16
+	// OutboundTopicAliases turns on topic aliases for what we publish
+	// (v5): up to this many topics, bounded by the server's Topic Alias
+	// Maximum, are replaced by a two-byte alias after their first publish
+	// on a connection; when all are taken the least recently used one is
+	// reassigned. Worth it for long topics published often.
+	OutboundTopicAliases uint16
+
+	// Authenticator carries out MQTT 5.0 enhanced authentication at every
+	// connect and at Client.Reauthenticate (v5 only).
+	Authenticator Authenticator
+
+	// MaxRedirects is how many server redirects (v5 Server Reference with
+	// Use Another Server or Server Moved, in CONNACK or DISCONNECT) one
+	// connect may follow; 0 does not follow them.
+	MaxRedirects int
+
 	// DisableAutoReconnect turns off reconnecting after a lost connection.
 	DisableAutoReconnect bool
 	// Backoff is the reconnect delay policy.

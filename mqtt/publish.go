@@ -108,7 +108,7 @@ func (c *Client) publishQoS0(m *Message) error {
 	if cn.closed {
 		err = ErrNotConnected
 	} else {
-		_, err = cn.appendLocked(&c.pub)
+		_, _, err = cn.appendPublishLocked(&c.pub)
 	}
 	buffered := len(cn.wbuf)
 	cn.wmu.Unlock()
@@ -129,7 +129,11 @@ func (c *Client) sendPublishLocked(id uint16) error {
 	if cn := c.conn; cn != nil {
 		cn.wmu.Lock()
 		if !cn.closed {
-			encoded, err := cn.appendLocked(&c.pub)
+			encoded, aliased, err := cn.appendPublishLocked(&c.pub)
+			if err == nil && aliased {
+				c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version)
+				encoded = c.scratch
+			}
 			if err == nil {
 				err = c.store.PutOutbound(id, encoded)
 			}
