@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -53,6 +52,12 @@ type Client struct {
 	stats       counters
 	wg          sync.WaitGroup
 	lastAttempt int // reconnect attempts since the last healthy connection; supervisor only
+
+	// Where a server's DISCONNECT redirected us (v5 Server Reference):
+	// tried first at the next connect, and at every one after if the
+	// server moved for good.
+	redirect      string
+	redirectMoved bool
 }
 
 // Connack is what the server said when accepting the connection, with v5
@@ -182,34 +187,63 @@ func (c *Client) loadSession() error {
 	return nil
 }
 
-// connect tries each server in turn and installs the first connection.
+// connect tries each server in turn, following redirects within
+// Options.MaxRedirects, and installs the first connection.
 func (c *Client) connect(ctx context.Context, first bool) (*conn, error) {
 	if len(c.opts.Servers) == 0 {
 		return nil, errors.New("mqtt: no servers configured")
 	}
+	c.mu.Lock()
+	servers := c.opts.Servers
+	if c.redirect != "" {
+		// Where a DISCONNECT sent us, ahead of the configured list.
+		servers = append([]string{c.redirect}, servers...)
+		if !c.redirectMoved {
+			c.redirect = ""
+		}
+	}
+	c.mu.Unlock()
 	var errs []error
-	for _, server := range c.opts.Servers {
-		cn, ack, err := c.handshake(ctx, server, first)
-		if err == nil {
-			c.install(cn, ack)
-			c.log.V(1).Info("connected", "server", server, "sessionPresent", ack.SessionPresent)
-			return cn, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", server, err))
-		if ctx.Err() != nil {
-			break
+	for _, server := range servers {
+		for hops := 0; ; hops++ {
+			cn, ack, err := c.handshake(ctx, server, first)
+			if err == nil {
+				cn.server = server
+				c.install(cn, ack)
+				c.log.V(1).Info("connected", "server", server, "sessionPresent", ack.SessionPresent)
+				return cn, nil
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", server, err))
+			if ctx.Err() != nil {
+				return nil, joinErrors(errs)
+			}
+			next := c.redirectTarget(err, server)
+			if next == "" || hops >= c.opts.MaxRedirects {
+				break
+			}
+			c.log.Info("redirected by the server", "from", server, "to", next)
+			server = next
 		}
 	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	return nil, errors.Join(errs...)
+	return nil, joinErrors(errs)
 }
 
-// handshake dials server and exchanges CONNECT and CONNACK.
+func joinErrors(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// handshake dials server and exchanges CONNECT and CONNACK, with the
+// enhanced authentication exchange in between when an Authenticator is set.
 func (c *Client) handshake(ctx context.Context, server string, first bool) (*conn, *Connack, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
+	auth := c.opts.Authenticator
+	if auth != nil && c.opts.Version != V5 {
+		return nil, nil, ErrAuthNeedsV5
+	}
 	nc, err := dial(ctx, &c.opts, server)
 	if err != nil {
 		return nil, nil, err
@@ -219,51 +253,77 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
+	fail := func(err error) (*conn, *Connack, error) {
+		nc.Close()
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			return nil, nil, fmt.Errorf("connect: %w", ctx.Err())
+		}
+		return nil, nil, err
+	}
 
 	c.mu.Lock()
 	clientID := c.clientID
 	c.mu.Unlock()
 	connect := c.connectPacket(clientID, first)
+	if auth != nil {
+		data, err := auth.Start(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("authentication: %w", err))
+		}
+		connect.Properties.AuthMethod = []byte(auth.Method())
+		connect.Properties.AuthData = data
+	}
 	b, err := connect.Append(nil, c.opts.Version)
 	if err != nil {
-		nc.Close()
-		return nil, nil, err
+		return fail(err)
 	}
 	if _, err := nc.Write(b); err != nil {
-		nc.Close()
-		return nil, nil, err
+		return fail(err)
 	}
+	c.countHandshake(&c.stats.sent, packet.TypeConnect, len(b))
 	// Small, because idle clients are most clients; packets larger than
 	// the buffer are read into a body buffer that grows on demand.
 	br := bufio.NewReaderSize(nc, 4<<10)
-	var hdr [5]byte
-	h, err := readHeader(br, hdr[:], c.opts.Version, c.opts.MaximumPacketSize)
-	if err == nil && h.Type != packet.TypeConnack {
-		err = fmt.Errorf("mqtt: server sent %s before CONNACK", h.Type)
-	}
-	var body []byte
-	if err == nil {
-		body = make([]byte, h.Remaining)
-		_, err = io.ReadFull(br, body)
-	}
 	var ack packet.Connack
-	if err == nil {
-		err = ack.Unmarshal(c.opts.Version, h.Flags, body)
-	}
-	if err != nil {
-		nc.Close()
-		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("connect: %w", ctx.Err())
+	for done := false; !done; {
+		h, body, err := readPacket(br, c.opts.Version, c.opts.MaximumPacketSize)
+		if err != nil {
+			return fail(err)
 		}
-		return nil, nil, err
+		c.countHandshake(&c.stats.received, h.Type, len(body)+headerSize(len(body)))
+		switch {
+		case h.Type == packet.TypeConnack:
+			if err := ack.Unmarshal(c.opts.Version, h.Flags, body); err != nil {
+				return fail(err)
+			}
+			done = true
+		case h.Type == packet.TypeAuth && auth != nil:
+			reply, err := c.answerAuth(ctx, h, body)
+			if err != nil {
+				return fail(err)
+			}
+			if _, err := nc.Write(reply); err != nil {
+				return fail(err)
+			}
+			c.countHandshake(&c.stats.sent, packet.TypeAuth, len(reply))
+		default:
+			return fail(fmt.Errorf("%w: server sent %s before CONNACK", packet.ProtocolError, h.Type))
+		}
 	}
 	if ack.ReasonCode != packet.Success {
-		nc.Close()
-		return nil, nil, &ConnectError{Version: c.opts.Version, Code: ack.ReasonCode, ReasonString: string(ack.Properties.ReasonString)}
+		return fail(&ConnectError{Version: c.opts.Version, Code: ack.ReasonCode,
+			ReasonString: string(ack.Properties.ReasonString), ServerReference: string(ack.Properties.ServerReference)})
+	}
+	if auth != nil {
+		if m := ack.Properties.AuthMethod; string(m) != auth.Method() {
+			return fail(fmt.Errorf("%w: CONNACK authentication method %q, want %q", packet.ProtocolError, m, auth.Method()))
+		}
+		if err := auth.Finish(ctx, ack.Properties.AuthData); err != nil {
+			return fail(fmt.Errorf("authentication: %w", err))
+		}
 	}
 	if !stop() {
-		nc.Close()
-		return nil, nil, fmt.Errorf("connect: %w", ctx.Err())
+		return fail(fmt.Errorf("connect: %w", ctx.Err()))
 	}
 	_ = nc.SetDeadline(time.Time{})
 	info := c.connackInfo(&ack)
@@ -275,6 +335,19 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 	}
 	cn.serverMaxPacket = info.MaximumPacketSize
 	return cn, info, nil
+}
+
+// readPacket reads one whole packet into a new buffer; the handshake's
+// few packets do not need the reader loop's buffer reuse.
+func readPacket(br *bufio.Reader, v Version, maxSize uint32) (packet.Header, []byte, error) {
+	var hdr [5]byte
+	h, err := readHeader(br, hdr[:], v, maxSize)
+	if err != nil {
+		return h, nil, err
+	}
+	body := make([]byte, h.Remaining)
+	_, err = io.ReadFull(br, body)
+	return h, body, err
 }
 
 func (c *Client) connectPacket(clientID string, first bool) *packet.Connect {
@@ -422,10 +495,12 @@ func (c *Client) install(cn *conn, ack *Connack) {
 		isPublish := encoded[0]>>4 == byte(packet.TypePublish)
 		switch {
 		case ack.SessionPresent && isPublish:
+			c.stats.sent.add(packet.TypePublish, len(encoded))
 			start := len(cn.wbuf)
 			cn.wbuf = append(cn.wbuf, encoded...)
 			cn.wbuf[start] |= 0x08 // DUP [MQTT-3.3.1-1]
 		case ack.SessionPresent, isPublish:
+			c.stats.sent.add(packet.Type(encoded[0]>>4), len(encoded))
 			cn.wbuf = append(cn.wbuf, encoded...)
 		default:
 			// A PUBREL whose server-side state is gone: the server took
@@ -494,6 +569,7 @@ func (c *Client) supervise(cn *conn) {
 		if c.opts.DisableAutoReconnect {
 			return
 		}
+		c.noteRedirect(cn)
 		// A connection that stayed up resets the backoff; one that drops
 		// straight away keeps growing it.
 		attempt := 0
@@ -574,41 +650,13 @@ func (c *Client) ServerInfo() *Connack {
 	return c.connack
 }
 
-// counters are the client's running statistics.
-type counters struct {
-	bytesIn, bytesOut, reconnects, connectionsLost, droppedQoS0 atomic.Uint64
-	receiveMaximumOvershoot                                     atomic.Uint64
-}
-
-// Stats is a snapshot of a client's counters.
-type Stats struct {
-	BytesIn, BytesOut uint64
-	Reconnects        uint64
-	ConnectionsLost   uint64
-	// DroppedQoS0 counts QoS 0 messages dropped with DropQoS0WhenFull.
-	DroppedQoS0 uint64
-	// ReceiveMaximumOvershoot counts messages the server sent beyond our
-	// Receive Maximum (see Options.StrictReceiveMaximum).
-	ReceiveMaximumOvershoot uint64
-	// InFlight is the number of QoS 1 and 2 publishes awaiting acknowledgement.
-	InFlight int
-	// Queued is the number of received messages waiting for handlers.
-	Queued int
-}
-
-// Stats returns a snapshot of the client's counters.
-func (c *Client) Stats() Stats {
-	c.mu.Lock()
-	inflight := c.inflight
-	c.mu.Unlock()
-	return Stats{
-		BytesIn:                 c.stats.bytesIn.Load(),
-		BytesOut:                c.stats.bytesOut.Load(),
-		Reconnects:              c.stats.reconnects.Load(),
-		ConnectionsLost:         c.stats.connectionsLost.Load(),
-		DroppedQoS0:             c.stats.droppedQoS0.Load(),
-		ReceiveMaximumOvershoot: c.stats.receiveMaximumOvershoot.Load(),
-		InFlight:                inflight,
-		Queued:                  c.queue.len(),
+// countHandshake counts a packet of the CONNECT exchange, which bypasses
+// the connection's reader and writer.
+func (c *Client) countHandshake(pc *packetCounters, t packet.Type, n int) {
+	pc.add(t, n)
+	if pc == &c.stats.sent {
+		c.stats.bytesOut.Add(uint64(n))
+	} else {
+		c.stats.bytesIn.Add(uint64(n))
 	}
 }

@@ -24,6 +24,7 @@ type conn struct {
 	br      *bufio.Reader
 	version Version
 	gen     uint64 // which connection of the session this is
+	server  string // the URL it was dialed with, for resolving redirects
 
 	// Negotiated at CONNACK.
 	keepAlive       time.Duration
@@ -35,6 +36,12 @@ type conn struct {
 	// the reader alone.
 	outAliases *outboundAliases
 	inAliases  inboundAliases
+
+	// Re-authentication: authActive is set while an exchange runs, and
+	// the reader passes it the server's AUTH packets through authSteps
+	// (made only when an Authenticator is configured).
+	authActive atomic.Bool
+	authSteps  chan authStep
 
 	wmu    sync.Mutex
 	wbuf   []byte // packets waiting for the writer
@@ -78,6 +85,9 @@ func newConn(c *Client, nc net.Conn, br *bufio.Reader) *conn {
 		finish:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	if c.opts.Authenticator != nil {
+		cn.authSteps = make(chan authStep, 1)
+	}
 	cn.lastSend.Store(now)
 	cn.lastRecv.Store(now)
 	return cn
@@ -112,7 +122,10 @@ func (cn *conn) closeWithReason(err error) {
 		}
 		if b, e := d.Append(nil, V5); e == nil {
 			_ = cn.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = cn.nc.Write(b)
+			if n, _ := cn.nc.Write(b); n == len(b) {
+				cn.c.stats.sent.add(packet.TypeDisconnect, n)
+				cn.c.stats.bytesOut.Add(uint64(n))
+			}
 		}
 	}
 	cn.close(err)
@@ -136,6 +149,7 @@ func (cn *conn) writeRaw(b []byte) bool {
 	}
 	cn.wbuf = append(cn.wbuf, b...)
 	cn.wmu.Unlock()
+	cn.c.stats.sent.add(packet.Type(b[0]>>4), len(b))
 	cn.kick()
 	return true
 }
@@ -179,6 +193,7 @@ func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
 		return nil, ErrPacketTooLarge
 	}
 	cn.wbuf = buf
+	cn.c.stats.sent.add(p.Type(), len(buf)-start)
 	return buf[start:], nil
 }
 
@@ -405,7 +420,9 @@ func (cn *conn) readLoop() {
 			return
 		}
 		cn.lastRecv.Store(time.Now().UnixNano())
-		cn.c.stats.bytesIn.Add(uint64(h.Remaining + 2))
+		n := h.Remaining + headerSize(h.Remaining)
+		cn.c.stats.bytesIn.Add(uint64(n))
+		cn.c.stats.received.add(h.Type, n)
 		if err := cn.c.handlePacket(cn, &in, h, b); err != nil {
 			cn.closeWithReason(err)
 			return
@@ -414,6 +431,14 @@ func (cn *conn) readLoop() {
 }
 
 func (cn *conn) readFailed(err error) {
+	select {
+	case <-cn.finish:
+		// We sent DISCONNECT; the server closing its side is the
+		// expected end, not a lost connection.
+		cn.close(ErrClosed)
+		return
+	default:
+	}
 	var pe *packet.Error
 	if errors.As(err, &pe) {
 		cn.closeWithReason(err)

@@ -24,6 +24,9 @@ var (
 	// ErrFeatureNotSupported means the server announced it lacks a feature
 	// the request needs (wildcard, shared subscriptions, subscription identifiers).
 	ErrFeatureNotSupported = errors.New("mqtt: feature not supported by the server")
+	// ErrAuthNeedsV5 means enhanced authentication was asked for without
+	// an Authenticator or under MQTT 3.1.1, which has no AUTH packet.
+	ErrAuthNeedsV5 = errors.New("mqtt: enhanced authentication needs MQTT 5.0 and an Authenticator")
 )
 
 // ConnectError is a server's refusal of CONNECT.
@@ -33,6 +36,9 @@ type ConnectError struct {
 	Code ReasonCode
 	// ReasonString is the server's explanation (v5), if any.
 	ReasonString string
+	// ServerReference names another server to use (v5), with Code Use
+	// Another Server or Server Moved; see Options.MaxRedirects.
+	ServerReference string
 }
 
 func (e *ConnectError) Error() string {

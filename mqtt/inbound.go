@@ -58,9 +58,7 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 			ServerReference: string(pr.ServerReference),
 		})
 	case packet.TypeAuth:
-		// Enhanced authentication is not offered in CONNECT, so the
-		// server must not start it. [MQTT-4.12.0-6]
-		return fmt.Errorf("%w: AUTH without an authentication method", packet.ProtocolError)
+		return c.handleAuth(cn, h, b)
 	default:
 		return fmt.Errorf("%w: server sent %s", packet.ProtocolError, h.Type)
 	}
