@@ -91,4 +91,13 @@ herald_broker_connected{fleet="fleet",namespace=%q} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "herald_broker_connected"); err != nil {
 		t.Fatal(err)
 	}
+	// The fleet's MQTT client exports its own counters under the fleet's labels.
+	want = fmt.Sprintf(`
+# HELP mqtt_client_connected 1 while a connection is up.
+# TYPE mqtt_client_connected gauge
+mqtt_client_connected{fleet="fleet",namespace=%q} 1
+`, ns)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "mqtt_client_connected"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/fleet"
+	"github.com/heraldiot/herald/mqtt"
+	"github.com/heraldiot/herald/mqtt/mqttprom"
 )
 
 // Metrics are Herald's Prometheus metrics, served on the manager's
@@ -16,11 +20,19 @@ type Metrics struct {
 	acks            *prometheus.CounterVec
 	malformed       *prometheus.CounterVec
 	brokerConnected *prometheus.GaugeVec
+
+	// Each fleet's MQTT client exports its own counters (packets by type,
+	// reconnects, in-flight, handler queue) while its session runs.
+	reg     prometheus.Registerer
+	mu      sync.Mutex
+	clients map[types.NamespacedName]prometheus.Collector
 }
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		reg:     reg,
+		clients: make(map[types.NamespacedName]prometheus.Collector),
 		rolloutDevices: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_rollout_devices",
 			Help: "Targeted devices of a firmware rollout, by state.",
@@ -61,6 +73,7 @@ func (m *Metrics) hooks() fleet.Hooks {
 				m.acks.WithLabelValues(f.Namespace, f.Name, string(res.Status)).Inc()
 			}
 		},
+		Client: m.fleetClient,
 		Connection: func(f types.NamespacedName, up bool) {
 			v := 0.0
 			if up {
@@ -68,6 +81,24 @@ func (m *Metrics) hooks() fleet.Hooks {
 			}
 			m.brokerConnected.WithLabelValues(f.Namespace, f.Name).Set(v)
 		},
+	}
+}
+
+// fleetClient registers a running session's client collector, labelled
+// with its fleet, and unregisters it when the session stops.
+func (m *Metrics) fleetClient(f types.NamespacedName, c *mqtt.Client, running bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.clients[f]; ok {
+		m.reg.Unregister(old)
+		delete(m.clients, f)
+	}
+	if !running {
+		return
+	}
+	col := mqttprom.NewCollector(c, prometheus.Labels{"namespace": f.Namespace, "fleet": f.Name})
+	if err := m.reg.Register(col); err == nil {
+		m.clients[f] = col
 	}
 }
 

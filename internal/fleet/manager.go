@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	heraldv1alpha1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/mqtt"
 )
 
 // Hooks observe sessions, for metrics. Each may be nil.
@@ -19,6 +20,9 @@ type Hooks struct {
 	Message func(fleet types.NamespacedName, res Result)
 	// Connection is called when a session's connection goes up or down.
 	Connection func(fleet types.NamespacedName, up bool)
+	// Client is called with a session's MQTT client when the session
+	// starts (running) and after it stops, e.g. to export its counters.
+	Client func(fleet types.NamespacedName, c *mqtt.Client, running bool)
 }
 
 // Manager owns one Session per DeviceFleet. It runs as a manager Runnable

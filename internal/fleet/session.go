@@ -127,6 +127,9 @@ func (s *Session) start(eventInterval time.Duration) {
 			s.setConnected(false, err)
 		},
 	})
+	if s.hooks.Client != nil {
+		s.hooks.Client(s.key, s.client, true)
+	}
 	s.wg.Add(2)
 	go s.run(ctx)
 	go s.notifyLoop(ctx, eventInterval)
@@ -309,4 +312,7 @@ func (s *Session) stop() {
 	defer cancel()
 	_ = s.client.Disconnect(ctx)
 	s.wg.Wait()
+	if s.hooks.Client != nil {
+		s.hooks.Client(s.key, s.client, false)
+	}
 }
