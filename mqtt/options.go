@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -12,8 +14,9 @@ import (
 // Options configure a Client. Servers is the only required field.
 type Options struct {
 	// Servers are broker URLs, tried in order on every (re)connect:
-	// tcp:// or mqtt:// (default port 1883) and tls://, ssl:// or mqtts://
-	// (default port 8883).
+	// tcp:// or mqtt:// (default port 1883), tls://, ssl:// or mqtts://
+	// (default port 8883), and MQTT over WebSocket, ws:// (port 80) and
+	// wss:// (port 443) with the path the server serves it on.
 	Servers []string
 	// Version is the protocol version (default V5).
 	Version Version
@@ -45,6 +48,15 @@ type Options struct {
 	TLSConfig *tls.Config
 	// Dialer opens the network connection (default net.Dialer).
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Proxy names the HTTP proxy to reach a server through, or nil for none
+	// (default http.ProxyFromEnvironment; http.ProxyURL(nil) turns proxies
+	// off). Its request's URL is http://host:port for tcp, mqtt and ws
+	// servers and https://host:port for tls, ssl, mqtts and wss ones, so the
+	// environment's HTTP_PROXY applies to the first, HTTPS_PROXY to the
+	// second and NO_PROXY to both (the environment never proxies loopback).
+	// Every transport goes through an http:// proxy as an HTTP CONNECT
+	// tunnel, authenticated with the proxy URL's user and password.
+	Proxy func(*http.Request) (*url.URL, error)
 
 	// Will is published by the server if the connection ends abnormally.
 	Will *Will
@@ -169,5 +181,8 @@ func (o *Options) setDefaults() {
 	if o.Dialer == nil {
 		d := &net.Dialer{}
 		o.Dialer = d.DialContext
+	}
+	if o.Proxy == nil {
+		o.Proxy = http.ProxyFromEnvironment
 	}
 }

@@ -38,6 +38,9 @@ type BrokerOptions struct {
 
 	// WebSockets adds an MQTT-over-WebSocket listener (WSAddr).
 	WebSockets bool
+	// WebSocketsTLS adds an MQTT-over-WebSocket listener behind TLS
+	// (WSSAddr), with the PKI and client-certificate rule of TLS.
+	WebSocketsTLS bool
 
 	// Users, when set, enables a password file with these name/password pairs
 	// and turns anonymous access off.
@@ -56,7 +59,9 @@ type Broker struct {
 	TLSAddr string
 	// WSAddr is host:port of the WebSocket listener, when enabled.
 	WSAddr string
-	// Certs is the PKI of the TLS listener, when enabled.
+	// WSSAddr is host:port of the WebSocket-over-TLS listener, when enabled.
+	WSSAddr string
+	// Certs is the PKI of the TLS listeners, when enabled.
 	Certs *Certs
 
 	bin  string
@@ -113,7 +118,7 @@ func NewBroker(dir string, opts BrokerOptions) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{bin: bin, conf: filepath.Join(dir, "mosquitto.conf"), log: newLineLog(200)}
-	if opts.TLS {
+	if opts.TLS || opts.WebSocketsTLS {
 		if b.Certs, err = NewCerts(dir); err != nil {
 			return nil, err
 		}
@@ -154,17 +159,21 @@ func (b *Broker) configure(dir string, opts BrokerOptions) error {
 		if b.TLSAddr, err = FreeAddr(); err != nil {
 			return err
 		}
-		conf = append(conf, listener(b.TLSAddr),
-			"cafile "+b.Certs.CAFile,
-			"certfile "+b.Certs.ServerCertFile,
-			"keyfile "+b.Certs.ServerKeyFile,
-			fmt.Sprintf("require_certificate %t", opts.RequireClientCert))
+		conf = append(conf, listener(b.TLSAddr))
+		conf = append(conf, b.tlsSettings(opts)...)
 	}
 	if opts.WebSockets {
 		if b.WSAddr, err = FreeAddr(); err != nil {
 			return err
 		}
 		conf = append(conf, listener(b.WSAddr), "protocol websockets")
+	}
+	if opts.WebSocketsTLS {
+		if b.WSSAddr, err = FreeAddr(); err != nil {
+			return err
+		}
+		conf = append(conf, listener(b.WSSAddr), "protocol websockets")
+		conf = append(conf, b.tlsSettings(opts)...)
 	}
 	if len(opts.Users) > 0 {
 		pwfile := filepath.Join(dir, "passwd")
@@ -182,6 +191,16 @@ func (b *Broker) configure(dir string, opts BrokerOptions) error {
 	}
 	conf = append(conf, opts.Config...)
 	return os.WriteFile(b.conf, []byte(strings.Join(conf, "\n")+"\n"), 0o600)
+}
+
+// tlsSettings are the lines that put the listener before them behind TLS.
+func (b *Broker) tlsSettings(opts BrokerOptions) []string {
+	return []string{
+		"cafile " + b.Certs.CAFile,
+		"certfile " + b.Certs.ServerCertFile,
+		"keyfile " + b.Certs.ServerKeyFile,
+		fmt.Sprintf("require_certificate %t", opts.RequireClientCert),
+	}
 }
 
 func listener(addr string) string {
@@ -243,14 +262,24 @@ func (b *Broker) signal(sig os.Signal) error {
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return errors.New("testenv: mosquitto ignored " + sig.String() + " for 10s")
+	// mosquitto installs its signal handlers before it sets the flag its
+	// main loop runs on, so a SIGTERM just after "running" can be lost;
+	// repeating it until the process exits makes Stop reliable.
+	resend := time.NewTicker(200 * time.Millisecond)
+	defer resend.Stop()
+	giveUp := time.After(10 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			return nil
+		case <-resend.C:
+			_ = p.cmd.Process.Signal(sig)
+		case <-giveUp:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			return errors.New("testenv: mosquitto ignored " + sig.String() + " for 10s")
+		}
 	}
-	return nil
 }
 
 // URL is the broker's plain TCP address as a tcp:// URL.
@@ -261,6 +290,9 @@ func (b *Broker) TLSURL() string { return "tls://" + b.TLSAddr }
 
 // WSURL is the WebSocket listener's address as a ws:// URL.
 func (b *Broker) WSURL() string { return "ws://" + b.WSAddr + "/mqtt" }
+
+// WSSURL is the WebSocket-over-TLS listener's address as a wss:// URL.
+func (b *Broker) WSSURL() string { return "wss://" + b.WSSAddr + "/mqtt" }
 
 // Log returns the broker's most recent log lines.
 func (b *Broker) Log() string { return b.log.String() }
