@@ -486,8 +486,17 @@ func (c *Client) install(cn *conn, ack *Connack) {
 		cn.outAliases = newOutboundAliases(min(c.opts.OutboundTopicAliases, ack.TopicAliasMaximum))
 	}
 	if !ack.SessionPresent {
+		// The server has no session: its QoS 2 messages will not be
+		// resent, so what we remembered of them is void.
 		clear(c.inboundQoS2)
-		c.store.Inbound(func(id uint16) bool { _ = c.store.DeleteInbound(id); return true })
+		var serr error
+		err := c.store.Inbound(func(id uint16) bool {
+			serr = c.store.DeleteInbound(id)
+			return serr == nil
+		})
+		if err = errors.Join(err, serr); err != nil {
+			c.log.Error(err, "clearing inbound QoS 2 state from the session store")
+		}
 	}
 	cn.wmu.Lock()
 	var completed []uint16

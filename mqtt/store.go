@@ -140,18 +140,31 @@ func (s *MemoryStore) DeleteInbound(id uint16) error {
 // Inbound implements Store.
 func (s *MemoryStore) Inbound(fn func(id uint16) bool) error {
 	s.mu.Lock()
-	ids := make([]uint16, 0, len(s.inbound))
-	for id := range s.inbound {
+	ids := sortedIDs(s.inbound)
+	s.mu.Unlock()
+	eachID(ids, fn)
+	return nil
+}
+
+// sortedIDs returns the packet identifiers in set in increasing order, a
+// copy the caller can walk without holding the store's lock (the client
+// deletes from the store while it walks).
+func sortedIDs(set map[uint16]struct{}) []uint16 {
+	ids := make([]uint16, 0, len(set))
+	for id := range set {
 		ids = append(ids, id)
 	}
-	s.mu.Unlock()
 	slices.Sort(ids)
+	return ids
+}
+
+// eachID calls fn for each id until it returns false.
+func eachID(ids []uint16, fn func(id uint16) bool) {
 	for _, id := range ids {
 		if !fn(id) {
-			break
+			return
 		}
 	}
-	return nil
 }
 
 // Reset implements Store.
