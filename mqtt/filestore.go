@@ -207,7 +207,6 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	return s, nil
 }
 
-
 // load rebuilds the state from the log, creating an empty log if there is
 // none, and cuts off a torn final record.
 func (s *FileStore) load() error {
