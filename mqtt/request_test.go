@@ -17,8 +17,7 @@ import (
 func TestRequestResponse(t *testing.T) {
 	b := testenv.StartBroker(t, testenv.BrokerOptions{})
 	ctx := testContext(t)
-	var responder *mqtt.Client
-	responder = dial(t, b, mqtt.Options{ClientID: "responder", DefaultHandler: func(m *mqtt.Message) {}})
+	responder := dial(t, b, mqtt.Options{ClientID: "responder"})
 	err := responder.Subscribe(ctx, func(req *mqtt.Message) {
 		n, _ := strconv.Atoi(string(req.Payload))
 		if err := responder.Respond(ctx, req, &mqtt.Message{QoS: mqtt.AtLeastOnce, Payload: []byte(strconv.Itoa(2 * n))}); err != nil {
