@@ -45,24 +45,29 @@ func (r *router) remove(filter string) {
 }
 
 // route calls every matching handler once; fallback gets messages that match
-// none. A message that names subscription identifiers (v5) goes to the
-// routes with those identifiers; otherwise filters are matched against the
-// topic, with shared subscriptions matched by their inner filter.
+// none. A server sends the identifiers of the subscriptions a message was
+// published for [MQTT-3.3.4-3], so a message naming identifiers goes to the
+// routes with those identifiers, and one naming none to the routes without
+// an identifier whose filter matches its topic (shared subscriptions by
+// their inner filter). mosquitto sends one copy per matching subscription,
+// each with its own identifiers; routing a copy by topic to every matching
+// handler would hand it to subscriptions it was not sent for, and defeat a
+// shared subscription's load balancing. Identifiers no route knows (from a
+// session an earlier process made) fall back to topic matching.
 func (r *router) route(m *Message, fallback Handler) {
 	r.mu.RLock()
 	var matched []Handler
+	byID := len(m.SubscriptionIDs) > 0
 	for _, rt := range r.routes {
-		if rt.handler == nil {
-			continue
-		}
-		var ok bool
-		if rt.subID != 0 && len(m.SubscriptionIDs) > 0 {
-			ok = slices.Contains(m.SubscriptionIDs, rt.subID)
-		} else {
-			ok = packet.MatchTopic(rt.filter, m.Topic)
-		}
-		if ok {
+		if rt.handler != nil && byID && rt.subID != 0 && slices.Contains(m.SubscriptionIDs, rt.subID) {
 			matched = append(matched, rt.handler)
+		}
+	}
+	if len(matched) == 0 {
+		for _, rt := range r.routes {
+			if rt.handler != nil && rt.subID == 0 && packet.MatchTopic(rt.filter, m.Topic) {
+				matched = append(matched, rt.handler)
+			}
 		}
 	}
 	r.mu.RUnlock()

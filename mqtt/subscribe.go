@@ -82,8 +82,14 @@ func (c *Client) SubscribeWith(ctx context.Context, req SubscribeRequest) ([]Rea
 		}
 		p.Properties.User = packetUserProperties(req.UserProperties)
 	}
+	// The router matches by identifier only when the server was told it:
+	// under 3.1.1 no message will ever carry one.
+	routeID := req.ID
+	if c.opts.Version != V5 {
+		routeID = 0
+	}
 	for _, s := range req.Subscriptions {
-		c.router.add(s.Filter, req.ID, req.Handler)
+		c.router.add(s.Filter, routeID, req.Handler)
 	}
 	codes, reason, err := c.request(ctx, nil, p, packet.TypeSubscribe)
 	if err != nil {
