@@ -471,7 +471,8 @@ func (c *Client) connackInfo(ack *packet.Connack) *Connack {
 // install makes cn the session's connection and resumes the session on it:
 // with the server's session, unacknowledged PUBLISH (DUP set) and PUBREL
 // packets go out again in their original order [MQTT-4.4.0-1]; without
-// it, the publishes callers still wait for go out as new.
+// it, the subscriptions are renewed first and then the publishes callers
+// still wait for go out as new.
 func (c *Client) install(cn *conn, ack *Connack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -499,6 +500,11 @@ func (c *Client) install(cn *conn, ack *Connack) {
 		}
 	}
 	cn.wmu.Lock()
+	if !ack.SessionPresent {
+		for _, rec := range c.subs {
+			c.resubscribeLocked(cn, rec)
+		}
+	}
 	var completed []uint16
 	err := c.store.Outbound(func(id uint16, encoded []byte) bool {
 		isPublish := encoded[0]>>4 == byte(packet.TypePublish)
@@ -535,20 +541,11 @@ func (c *Client) install(cn *conn, ack *Connack) {
 	cn.kick()
 }
 
-// afterConnect resubscribes when the server lost the session and tells the
-// application. It runs on the goroutine that connected.
+// afterConnect tells the application. It runs on the goroutine that connected.
 func (c *Client) afterConnect(cn *conn) {
 	c.mu.Lock()
 	ack := c.connack
-	subs := append([]*subscribeRecord(nil), c.subs...)
 	c.mu.Unlock()
-	if !ack.SessionPresent {
-		for _, s := range subs {
-			if err := c.resubscribe(cn, s); err != nil {
-				c.log.Error(err, "resubscribing")
-			}
-		}
-	}
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect(c, ack)
 	}

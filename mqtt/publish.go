@@ -19,6 +19,9 @@ type pending struct {
 	done      chan error
 	codes     []ReasonCode // SUBACK/UNSUBACK result
 	reason    string       // v5 reason string of the ack
+	// resubscribe is the subscription a SUBSCRIBE repeats after the
+	// server lost the session, for logging refusals.
+	resubscribe *subscribeRecord
 }
 
 // Publish sends m and returns when its QoS flow completes: at once for QoS

@@ -114,3 +114,36 @@ func testSessionResume(t *testing.T, v mqtt.Version, qos mqtt.QoS) {
 	}
 	t.Logf("v%s QoS %d: %d messages, 0 lost, %d duplicates, publisher reconnects %d", v, qos, total, dups, pub.Stats().Reconnects)
 }
+
+// TestResubscribeBeforeResend: when the server lost the session, the
+// client must renew its subscriptions before it resends the publishes in
+// flight, or the server routes them before the subscriptions exist and a
+// client subscribed to its own topic never gets its message.
+func TestResubscribeBeforeResend(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	proxy := testenv.StartProxy(t, b.Addr)
+	ctx := testContext(t)
+	got := newCollector()
+	lost := make(chan error, 1)
+	// Session expiry 0: the broker forgets the session with the connection.
+	c := dial(t, b, mqtt.Options{ClientID: "own-topic", Servers: []string{proxy.URL()}, KeepAlive: time.Second,
+		Backoff:          mqtt.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		OnConnectionLost: func(_ *mqtt.Client, err error) { lost <- err }})
+	if err := c.Subscribe(ctx, got.handle, mqtt.Subscription{Filter: "own/topic", QoS: mqtt.AtLeastOnce}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Blackhole()
+	published := make(chan error, 1)
+	go func() {
+		// Goes into the dead link; resent after the reconnect.
+		published <- c.Publish(ctx, &mqtt.Message{Topic: "own/topic", QoS: mqtt.AtLeastOnce, Payload: []byte("mine")})
+	}()
+	<-lost
+	proxy.Restore()
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	if m := got.next(t); string(m.Payload) != "mine" {
+		t.Fatalf("got %q", m.Payload)
+	}
+}

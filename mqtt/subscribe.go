@@ -203,9 +203,13 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 	return nil
 }
 
-// resubscribe repeats a recorded SUBSCRIBE on a new connection whose server
-// kept no session.
-func (c *Client) resubscribe(cn *conn, rec *subscribeRecord) error {
+// resubscribeLocked queues the recorded SUBSCRIBE on a new connection
+// whose server kept no session. It goes into the write buffer ahead of the
+// publishes being resent, so the server has the subscriptions before it
+// routes them, and the client receives its own in-flight messages on
+// topics it subscribes to. Nobody waits for the SUBACK; refusals are
+// logged when it arrives. c.mu and cn.wmu are held.
+func (c *Client) resubscribeLocked(cn *conn, rec *subscribeRecord) {
 	p := &packet.Subscribe{}
 	for _, s := range rec.req.Subscriptions {
 		p.Subscriptions = append(p.Subscriptions, packet.Subscription{
@@ -219,16 +223,16 @@ func (c *Client) resubscribe(cn *conn, rec *subscribeRecord) error {
 		}
 		p.Properties.User = packetUserProperties(rec.req.UserProperties)
 	}
-	codes, _, err := c.request(c.ctx, cn, p, packet.TypeSubscribe)
-	if err != nil {
-		return err
+	id := c.allocID()
+	pd := c.newPending(packet.TypeSubscribe)
+	pd.abandoned, pd.resubscribe = true, rec
+	p.PacketID = id
+	if _, err := cn.appendLocked(p); err != nil {
+		c.recycle(pd)
+		c.log.Error(err, "resubscribing")
+		return
 	}
-	for i, code := range codes {
-		if code.IsError() && i < len(rec.req.Subscriptions) {
-			c.log.Info("resubscribe refused", "filter", rec.req.Subscriptions[i].Filter, "reason", code.String())
-		}
-	}
-	return nil
+	c.pending[id] = pd
 }
 
 // request sends a SUBSCRIBE or UNSUBSCRIBE on the current connection (or
@@ -274,6 +278,13 @@ func (c *Client) completeSub(id uint16, kind packet.Type, codes []ReasonCode, re
 	if p == nil || p.kind != kind {
 		c.log.V(1).Info("acknowledgement for an unknown request", "kind", kind.String(), "packetID", id)
 		return
+	}
+	if rec := p.resubscribe; rec != nil {
+		for i, code := range codes {
+			if code.IsError() && i < len(rec.req.Subscriptions) {
+				c.log.Info("resubscribe refused", "filter", rec.req.Subscriptions[i].Filter, "reason", code.String())
+			}
+		}
 	}
 	p.codes = append(p.codes[:0], codes...)
 	p.reason = string(reason)
