@@ -29,6 +29,7 @@ type conn struct {
 	// Negotiated at CONNACK.
 	keepAlive       time.Duration
 	pingTimeout     time.Duration
+	tick            time.Duration // keepalive check period, set by the writer
 	serverMaxPacket uint32
 
 	// Topic alias tables of this connection: outAliases is used by
@@ -265,7 +266,8 @@ func (cn *conn) writeLoop() {
 	var tick <-chan time.Time
 	if cn.keepAlive > 0 {
 		// Check often enough that detection lands close to the deadline.
-		t := time.NewTicker(max(min(cn.keepAlive, cn.pingTimeout)/8, 10*time.Millisecond))
+		cn.tick = max(min(cn.keepAlive, cn.pingTimeout)/8, 10*time.Millisecond)
+		t := time.NewTicker(cn.tick)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -370,12 +372,15 @@ func (cn *conn) keepAliveCheck(now time.Time) error {
 		case cn.readerWaiting.Load():
 			// We, not the link, are slow: the reader is parked on the
 			// handler queue, so unread bytes may be waiting.
-		case time.Duration(n-sent) > cn.pingTimeout:
+		case time.Duration(n-sent) > cn.pingTimeout-cn.tick:
 			return ErrKeepAliveTimeout
 		}
 		return nil
 	}
-	ka := cn.keepAlive.Nanoseconds()
+	// Each step is checked a tick early, since it is noticed up to a tick
+	// late: the dead link is declared by keepalive + ping timeout, never
+	// after.
+	ka := (cn.keepAlive - cn.tick).Nanoseconds()
 	if n-cn.lastSend.Load() >= ka || n-recv >= ka {
 		cn.pingSent.Store(n)
 		if !cn.writeRaw([]byte{0xC0, 0}) {
