@@ -44,18 +44,28 @@ func authPacket(code ReasonCode, method string, data []byte) *packet.Auth {
 	return a
 }
 
-// answerAuth answers a server challenge that arrives before CONNACK.
-func (c *Client) answerAuth(ctx context.Context, h packet.Header, body []byte) ([]byte, error) {
-	auth := c.opts.Authenticator
+// decodeAuth decodes an AUTH packet from the server and checks it uses
+// our authentication method.
+func decodeAuth(auth Authenticator, h packet.Header, body []byte) (*packet.Auth, error) {
 	var a packet.Auth
 	if err := a.Unmarshal(V5, h.Flags, body); err != nil {
 		return nil, fmt.Errorf("AUTH: %w", err)
 	}
-	if a.ReasonCode != packet.ContinueAuthentication {
-		return nil, fmt.Errorf("%w: AUTH %s before CONNACK", packet.ProtocolError, a.ReasonCode)
-	}
 	if m := a.Properties.AuthMethod; string(m) != auth.Method() {
 		return nil, fmt.Errorf("%w: AUTH method %q, want %q", packet.ProtocolError, m, auth.Method()) // [MQTT-4.12.0-5]
+	}
+	return &a, nil
+}
+
+// answerAuth answers a server challenge that arrives before CONNACK.
+func (c *Client) answerAuth(ctx context.Context, h packet.Header, body []byte) ([]byte, error) {
+	auth := c.opts.Authenticator
+	a, err := decodeAuth(auth, h, body)
+	if err != nil {
+		return nil, err
+	}
+	if a.ReasonCode != packet.ContinueAuthentication {
+		return nil, fmt.Errorf("%w: AUTH %s before CONNACK", packet.ProtocolError, a.ReasonCode)
 	}
 	data, err := auth.Continue(ctx, a.Properties.AuthData)
 	if err != nil {
@@ -95,12 +105,9 @@ func (c *Client) handleAuth(cn *conn, h packet.Header, b []byte) error {
 		// server must not use it. [MQTT-4.12.0-6]
 		return fmt.Errorf("%w: AUTH without an authentication method", packet.ProtocolError)
 	}
-	var a packet.Auth
-	if err := a.Unmarshal(V5, h.Flags, b); err != nil {
-		return fmt.Errorf("AUTH: %w", err)
-	}
-	if m := a.Properties.AuthMethod; string(m) != auth.Method() {
-		return fmt.Errorf("%w: AUTH method %q, want %q", packet.ProtocolError, m, auth.Method())
+	a, err := decodeAuth(auth, h, b)
+	if err != nil {
+		return err
 	}
 	if a.ReasonCode != packet.ContinueAuthentication && a.ReasonCode != packet.Success {
 		// Re-authenticate (0x19) is the client's to send.

@@ -35,6 +35,19 @@ func (p *peer) readAuth(code packet.ReasonCode) []byte {
 	return a.Properties.AuthData
 }
 
+// scramChallenge answers the client's first message with the server's
+// challenge and verifies the client's proof, returning the server's final
+// message, or an error for a proof that fails.
+func scramChallenge(p *peer, srv *scramServer, clientFirst []byte) ([]byte, error) {
+	first, err := srv.first(clientFirst)
+	if err != nil {
+		p.t.Errorf("peer: %v", err)
+		return nil, err
+	}
+	p.write(authPacket(packet.ContinueAuthentication, first))
+	return srv.final(p.readAuth(packet.ContinueAuthentication))
+}
+
 // scramConnect plays the server's part of a SCRAM login at CONNECT and
 // reports whether the client proved the password.
 func scramConnect(p *peer, srv *scramServer) bool {
@@ -46,13 +59,7 @@ func scramConnect(p *peer, srv *scramServer) bool {
 		p.t.Errorf("peer: CONNECT method %q", c.Properties.AuthMethod)
 		return false
 	}
-	first, err := srv.first(c.Properties.AuthData)
-	if err != nil {
-		p.t.Errorf("peer: %v", err)
-		return false
-	}
-	p.write(authPacket(packet.ContinueAuthentication, first))
-	final, err := srv.final(p.readAuth(packet.ContinueAuthentication))
+	final, err := scramChallenge(p, srv, c.Properties.AuthData)
 	if err != nil {
 		p.write(&packet.Connack{ReasonCode: packet.BadUserNameOrPassword})
 		return false
@@ -67,13 +74,7 @@ func scramConnect(p *peer, srv *scramServer) bool {
 // scramReauth plays the server's part of a re-authentication the client
 // started with start (its AUTH Re-authenticate data).
 func scramReauth(p *peer, srv *scramServer, start []byte) bool {
-	first, err := srv.first(start)
-	if err != nil {
-		p.t.Errorf("peer: %v", err)
-		return false
-	}
-	p.write(authPacket(packet.ContinueAuthentication, first))
-	final, err := srv.final(p.readAuth(packet.ContinueAuthentication))
+	final, err := scramChallenge(p, srv, start)
 	if err != nil {
 		p.write(&packet.Disconnect{ReasonCode: packet.NotAuthorized})
 		return false

@@ -280,7 +280,7 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 	if _, err := nc.Write(b); err != nil {
 		return fail(err)
 	}
-	c.countHandshake(&c.stats.sent, packet.TypeConnect, len(b))
+	c.countDirect(true, packet.TypeConnect, len(b))
 	// Small, because idle clients are most clients; packets larger than
 	// the buffer are read into a body buffer that grows on demand.
 	br := bufio.NewReaderSize(nc, 4<<10)
@@ -290,7 +290,7 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 		if err != nil {
 			return fail(err)
 		}
-		c.countHandshake(&c.stats.received, h.Type, len(body)+headerSize(len(body)))
+		c.countDirect(false, h.Type, len(body)+headerSize(len(body)))
 		switch {
 		case h.Type == packet.TypeConnack:
 			if err := ack.Unmarshal(c.opts.Version, h.Flags, body); err != nil {
@@ -305,7 +305,7 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 			if _, err := nc.Write(reply); err != nil {
 				return fail(err)
 			}
-			c.countHandshake(&c.stats.sent, packet.TypeAuth, len(reply))
+			c.countDirect(true, packet.TypeAuth, len(reply))
 		default:
 			return fail(fmt.Errorf("%w: server sent %s before CONNACK", packet.ProtocolError, h.Type))
 		}
@@ -654,15 +654,4 @@ func (c *Client) ServerInfo() *Connack {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.connack
-}
-
-// countHandshake counts a packet of the CONNECT exchange, which bypasses
-// the connection's reader and writer.
-func (c *Client) countHandshake(pc *packetCounters, t packet.Type, n int) {
-	pc.add(t, n)
-	if pc == &c.stats.sent {
-		c.stats.bytesOut.Add(uint64(n))
-	} else {
-		c.stats.bytesIn.Add(uint64(n))
-	}
 }

@@ -124,8 +124,7 @@ func (cn *conn) closeWithReason(err error) {
 		if b, e := d.Append(nil, V5); e == nil {
 			_ = cn.nc.SetWriteDeadline(time.Now().Add(time.Second))
 			if n, _ := cn.nc.Write(b); n == len(b) {
-				cn.c.stats.sent.add(packet.TypeDisconnect, n)
-				cn.c.stats.bytesOut.Add(uint64(n))
+				cn.c.countDirect(true, packet.TypeDisconnect, n)
 			}
 		}
 	}

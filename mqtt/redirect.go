@@ -24,33 +24,42 @@ func isRedirect(code ReasonCode) bool {
 // it points nowhere we may follow.
 func (c *Client) redirectTarget(err error, current string) string {
 	var ce *ConnectError
-	if c.opts.MaxRedirects <= 0 || !errors.As(err, &ce) || !isRedirect(ce.Code) || ce.ServerReference == "" {
+	if !errors.As(err, &ce) {
 		return ""
 	}
-	target, rerr := resolveReference(ce.ServerReference, current)
-	if rerr != nil {
-		c.log.Info("ignoring server reference", "reference", ce.ServerReference, "error", rerr.Error())
-		return ""
-	}
-	return target
+	return c.followable(ce.Code, ce.ServerReference, current)
 }
 
 // noteRedirect remembers where a DISCONNECT told us to go, for the next
 // connect: once for Use Another Server, from then on for Server Moved.
 func (c *Client) noteRedirect(cn *conn) {
 	var de *DisconnectError
-	if c.opts.MaxRedirects <= 0 || !errors.As(cn.err, &de) || !isRedirect(de.Code) || de.ServerReference == "" {
+	if !errors.As(cn.err, &de) {
 		return
 	}
-	target, err := resolveReference(de.ServerReference, cn.server)
-	if err != nil {
-		c.log.Info("ignoring server reference", "reference", de.ServerReference, "error", err.Error())
+	target := c.followable(de.Code, de.ServerReference, cn.server)
+	if target == "" {
 		return
 	}
 	c.log.Info("redirected by the server", "from", cn.server, "to", target, "moved", de.Code == packet.ServerMoved)
 	c.mu.Lock()
 	c.redirect, c.redirectMoved = target, de.Code == packet.ServerMoved
 	c.mu.Unlock()
+}
+
+// followable returns the server URL a redirect with code and reference
+// sends us to from current, or "" when redirects are off, code is not a
+// redirect, or the reference is unusable.
+func (c *Client) followable(code ReasonCode, ref, current string) string {
+	if c.opts.MaxRedirects <= 0 || !isRedirect(code) || ref == "" {
+		return ""
+	}
+	target, err := resolveReference(ref, current)
+	if err != nil {
+		c.log.Info("ignoring server reference", "reference", ref, "error", err.Error())
+		return ""
+	}
+	return target
 }
 
 // resolveReference turns a Server Reference into a server URL. The

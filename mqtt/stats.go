@@ -80,6 +80,18 @@ func (c *Client) Stats() Stats {
 	}
 }
 
+// countDirect counts a packet that bypasses the connection's reader and
+// writer: the CONNECT exchange and a closing DISCONNECT.
+func (c *Client) countDirect(sent bool, t packet.Type, n int) {
+	if sent {
+		c.stats.sent.add(t, n)
+		c.stats.bytesOut.Add(uint64(n))
+	} else {
+		c.stats.received.add(t, n)
+		c.stats.bytesIn.Add(uint64(n))
+	}
+}
+
 // headerSize is the size of a fixed header for a body of n bytes.
 func headerSize(n int) int {
 	switch {
