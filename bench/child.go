@@ -165,6 +165,11 @@ func runIdleChild(cfg *runConfig, count int, profileDir string) error {
 	if err != nil {
 		return err
 	}
+	if profileDir != "" {
+		// Record every allocation: at the default sampling rate a
+		// profile of a few MiB names only the largest few sites.
+		runtime.MemProfileRate = 1
+	}
 	var before, after runtime.MemStats
 	settle(&before)
 	goroutines := runtime.NumGoroutine()

@@ -34,7 +34,7 @@ func main() {
 		maxInfl    = flag.Int("max-inflight", 0, "set mosquitto's max_inflight_messages (and -window) to this instead of keeping the default")
 		rounds     = flag.Int("rounds", 5, "rounds per client and QoS; the tables show medians")
 		idle       = flag.Int("idle", 1000, "idle clients per process for the memory test (0 skips it)")
-		qosList    = flag.String("qos", "0,1", "QoS levels to measure (a child takes one)")
+		qosList    = flag.String("qos", "0,1", "QoS levels to measure, or '' for none (a child takes one)")
 		clientList = flag.String("clients", "raw,herald,paho.golang,paho.mqtt.golang", "clients to measure")
 		pahoAsync  = flag.Bool("paho-async", false, "publish paho.golang QoS 1 with AsyncSend from one goroutine instead of -window goroutines")
 		qos0Accept = flag.String("qos0-accept", "fence", "how a QoS 0 run learns the broker took every message: fence (a QoS 1 publish after them on the same connection) or subscriber (a subscriber counts them)")
@@ -110,6 +110,9 @@ func parseVersion(s string) (packet.Version, error) {
 
 func runDriver(s *suite, qosList string) error {
 	for _, q := range strings.Split(qosList, ",") {
+		if q == "" {
+			continue // -qos '' measures idle memory alone
+		}
 		l, err := strconv.Atoi(strings.TrimSpace(q))
 		if err != nil || l < 0 || l > 1 {
 			return fmt.Errorf("QoS %q: only 0 and 1 are measured", q)

@@ -1,11 +1,9 @@
 package mqtt
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -281,12 +279,10 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 		return fail(err)
 	}
 	c.countDirect(true, packet.TypeConnect, len(b))
-	// Small, because idle clients are most clients; packets larger than
-	// the buffer are read into a body buffer that grows on demand.
-	br := bufio.NewReaderSize(nc, 4<<10)
+	rb := newReadBuffer(nc)
 	var ack packet.Connack
 	for done := false; !done; {
-		h, body, err := readPacket(br, c.opts.Version, c.opts.MaximumPacketSize)
+		h, body, err := readPacket(rb, c.opts.Version, c.opts.MaximumPacketSize)
 		if err != nil {
 			return fail(err)
 		}
@@ -327,7 +323,7 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 	}
 	_ = nc.SetDeadline(time.Time{})
 	info := c.connackInfo(&ack)
-	cn := newConn(c, nc, br)
+	cn := newConn(c, nc, rb)
 	cn.keepAlive = info.KeepAlive
 	cn.pingTimeout = c.opts.PingTimeout
 	if cn.pingTimeout <= 0 {
@@ -339,15 +335,14 @@ func (c *Client) handshake(ctx context.Context, server string, first bool) (*con
 
 // readPacket reads one whole packet into a new buffer; the handshake's
 // few packets do not need the reader loop's buffer reuse.
-func readPacket(br *bufio.Reader, v Version, maxSize uint32) (packet.Header, []byte, error) {
+func readPacket(rb *readBuffer, v Version, maxSize uint32) (packet.Header, []byte, error) {
 	var hdr [5]byte
-	h, err := readHeader(br, hdr[:], v, maxSize)
+	h, err := readHeader(rb, hdr[:], v, maxSize)
 	if err != nil {
 		return h, nil, err
 	}
 	body := make([]byte, h.Remaining)
-	_, err = io.ReadFull(br, body)
-	return h, body, err
+	return h, body, rb.readFull(body)
 }
 
 func (c *Client) connectPacket(clientID string, first bool) *packet.Connect {

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +20,7 @@ import (
 type conn struct {
 	c       *Client
 	nc      net.Conn
-	br      *bufio.Reader
+	rb      *readBuffer // the reader's alone
 	version Version
 	gen     uint64 // which connection of the session this is
 	server  string // the URL it was dialed with, for resolving redirects
@@ -74,12 +73,12 @@ type conn struct {
 // wait for the socket to drain it.
 const maxBuffered = 4 << 20
 
-func newConn(c *Client, nc net.Conn, br *bufio.Reader) *conn {
+func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
 	now := time.Now().UnixNano()
 	cn := &conn{
 		c:       c,
 		nc:      nc,
-		br:      br,
+		rb:      rb,
 		version: c.opts.Version,
 		wake:    make(chan struct{}, 1),
 		drained: make(chan struct{}, 1),
@@ -391,33 +390,29 @@ func (cn *conn) keepAliveCheck(now time.Time) error {
 }
 
 // readLoop decodes packets until the connection fails and hands each to the
-// client. Packet bodies alias the bufio buffer when they fit in it, so the
-// handlers copy what they keep before the next read.
+// client. Packet bodies alias the read buffer when they fit in it, so the
+// handlers copy what they keep before the next read; larger ones get a
+// buffer of their own.
 func (cn *conn) readLoop() {
 	defer cn.wg.Done()
+	defer cn.rb.release()
 	var (
-		hdr  [5]byte
-		body []byte
-		in   inboundPackets
+		hdr [5]byte
+		in  inboundPackets
 	)
 	maxSize := cn.c.opts.MaximumPacketSize
 	for {
-		h, err := readHeader(cn.br, hdr[:], cn.version, maxSize)
+		h, err := readHeader(cn.rb, hdr[:], cn.version, maxSize)
 		if err != nil {
 			cn.readFailed(err)
 			return
 		}
 		var b []byte
-		if h.Remaining <= cn.br.Size() {
-			if b, err = cn.br.Peek(h.Remaining); err == nil {
-				_, _ = cn.br.Discard(h.Remaining)
-			}
+		if h.Remaining <= readBufferSize {
+			b, err = cn.rb.next(h.Remaining)
 		} else {
-			if cap(body) < h.Remaining {
-				body = make([]byte, h.Remaining)
-			}
-			b = body[:h.Remaining]
-			_, err = io.ReadFull(cn.br, b)
+			b = make([]byte, h.Remaining)
+			err = cn.rb.readFull(b)
 		}
 		if err != nil {
 			cn.readFailed(err)
@@ -456,9 +451,9 @@ func (cn *conn) readFailed(err error) {
 
 // readHeader reads a fixed header byte by byte, so the remaining length is
 // checked against our maximum before any of the body is read.
-func readHeader(br *bufio.Reader, hdr []byte, v Version, maxSize uint32) (packet.Header, error) {
+func readHeader(rb *readBuffer, hdr []byte, v Version, maxSize uint32) (packet.Header, error) {
 	for i := 0; i < len(hdr); i++ {
-		b, err := br.ReadByte()
+		b, err := rb.readByte()
 		if err != nil {
 			return packet.Header{}, err
 		}
