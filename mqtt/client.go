@@ -24,7 +24,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	conn     *conn // nil while disconnected
-	started  bool  // supervisor and dispatcher running
+	started  bool  // Connect succeeded: the session is kept up from now on
 	closed   bool
 	gen      uint64
 	clientID string
@@ -48,8 +48,8 @@ type Client struct {
 	subs        []*subscribeRecord // for resubscribing when the server lost the session
 	queue       *handlerQueue
 	stats       counters
-	wg          sync.WaitGroup
-	lastAttempt int // reconnect attempts since the last healthy connection; supervisor only
+	wg          sync.WaitGroup // the supervisor and the dispatcher, each running only when needed
+	lastAttempt int            // reconnect attempts since the last healthy connection; supervisor only
 
 	// Where a server's DISCONNECT redirected us (v5 Server Reference):
 	// tried first at the next connect, and at every one after if the
@@ -88,7 +88,7 @@ type Connack struct {
 func New(opts Options) *Client {
 	opts.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Client{
+	c := &Client{
 		opts:        opts,
 		log:         opts.Logger,
 		store:       opts.Store,
@@ -99,8 +99,9 @@ func New(opts Options) *Client {
 		quota:       65535,
 		quotaFree:   make(chan struct{}, 1),
 		inboundQoS2: make(map[uint16]struct{}),
-		queue:       newHandlerQueue(opts.HandlerQueue),
 	}
+	c.queue = newHandlerQueue(opts.HandlerQueue, c.startDispatcher)
+	return c
 }
 
 // Dial creates a client and connects it.
@@ -140,9 +141,6 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	c.started = true
 	c.mu.Unlock()
-	c.wg.Add(2)
-	go c.dispatch()
-	go c.supervise(cn)
 	c.afterConnect(cn)
 	return nil
 }
@@ -207,7 +205,9 @@ func (c *Client) connect(ctx context.Context, first bool) (*conn, error) {
 			cn, ack, err := c.handshake(ctx, server, first)
 			if err == nil {
 				cn.server = server
-				c.install(cn, ack)
+				if err := c.install(cn, ack); err != nil {
+					return nil, err
+				}
 				c.log.V(1).Info("connected", "server", server, "sessionPresent", ack.SessionPresent)
 				return cn, nil
 			}
@@ -467,10 +467,15 @@ func (c *Client) connackInfo(ack *packet.Connack) *Connack {
 // with the server's session, unacknowledged PUBLISH (DUP set) and PUBREL
 // packets go out again in their original order [MQTT-4.4.0-1]; without
 // it, the subscriptions are renewed first and then the publishes callers
-// still wait for go out as new.
-func (c *Client) install(cn *conn, ack *Connack) {
+// still wait for go out as new. It fails, closing cn, if Disconnect came
+// first.
+func (c *Client) install(cn *conn, ack *Connack) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		cn.nc.Close()
+		return ErrClosed
+	}
 	c.gen++
 	cn.gen = c.gen
 	c.connack = ack
@@ -533,7 +538,7 @@ func (c *Client) install(cn *conn, ack *Connack) {
 	}
 	c.conn = cn
 	cn.start()
-	cn.kick()
+	return nil
 }
 
 // afterConnect tells the application. It runs on the goroutine that connected.
@@ -546,60 +551,64 @@ func (c *Client) afterConnect(cn *conn) {
 	}
 }
 
-// supervise waits for the connection to end and reconnects until Disconnect.
+// connectionEnded starts the supervisor for a connection that has ended.
+// It runs under the connection's closeOnce, before Disconnect can wait for
+// the supervisor.
+func (c *Client) connectionEnded(cn *conn) {
+	c.wg.Add(1)
+	go c.supervise(cn)
+}
+
+// supervise takes over when a connection has ended: it tells the
+// application and reconnects, then ends until the next loss. Nothing runs
+// it while the connection is up.
 func (c *Client) supervise(cn *conn) {
 	defer c.wg.Done()
+	cn.wg.Wait()
+	c.mu.Lock()
+	if c.conn == cn {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return // Disconnect
+	}
+	c.stats.connectionsLost.Add(1)
+	c.log.Info("connection lost", "error", cn.err.Error())
+	if c.opts.OnConnectionLost != nil {
+		c.opts.OnConnectionLost(c, cn.err)
+	}
+	if c.opts.DisableAutoReconnect {
+		return
+	}
+	c.noteRedirect(cn)
+	// A connection that stayed up resets the backoff; one that drops
+	// straight away keeps growing it.
+	attempt := 0
+	if time.Since(cn.since) < max(c.opts.KeepAlive, time.Second) {
+		attempt = c.lastAttempt
+	}
 	for {
-		up := time.Now()
+		delay := c.opts.Backoff.Delay(attempt)
+		t := time.NewTimer(delay)
 		select {
-		case <-cn.done:
+		case <-t.C:
 		case <-c.ctx.Done():
+			t.Stop()
 			return
 		}
-		cn.wg.Wait()
-		c.mu.Lock()
-		if c.conn == cn {
-			c.conn = nil
-		}
-		c.mu.Unlock()
-		c.stats.connectionsLost.Add(1)
-		c.log.Info("connection lost", "error", cn.err.Error())
-		if c.opts.OnConnectionLost != nil {
-			c.opts.OnConnectionLost(c, cn.err)
-		}
-		if c.opts.DisableAutoReconnect {
+		attempt++
+		c.lastAttempt = attempt
+		next, err := c.connect(c.ctx, false)
+		if err == nil {
+			c.stats.reconnects.Add(1)
+			c.afterConnect(next)
 			return
 		}
-		c.noteRedirect(cn)
-		// A connection that stayed up resets the backoff; one that drops
-		// straight away keeps growing it.
-		attempt := 0
-		if time.Since(up) < max(c.opts.KeepAlive, time.Second) {
-			attempt = c.lastAttempt
+		if c.ctx.Err() != nil {
+			return
 		}
-		for {
-			delay := c.opts.Backoff.Delay(attempt)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-c.ctx.Done():
-				t.Stop()
-				return
-			}
-			attempt++
-			c.lastAttempt = attempt
-			next, err := c.connect(c.ctx, false)
-			if err == nil {
-				cn = next
-				c.stats.reconnects.Add(1)
-				c.afterConnect(cn)
-				break
-			}
-			if c.ctx.Err() != nil {
-				return
-			}
-			c.log.Info("reconnect failed", "attempt", attempt, "error", err.Error())
-		}
+		c.log.Info("reconnect failed", "attempt", attempt, "error", err.Error())
 	}
 }
 

@@ -15,8 +15,10 @@ import (
 )
 
 // conn is one network connection of a client's session: a reader goroutine
-// that decodes packets and a writer goroutine that batches whatever callers
-// appended to the write buffer into as few writes as possible.
+// that decodes packets, and a writer goroutine that batches whatever callers
+// appended to the write buffer into as few writes as possible. The writer
+// runs only while there is writing to do, and keepalive is a timer, so an
+// idle connection costs one parked goroutine.
 type conn struct {
 	c       *Client
 	nc      net.Conn
@@ -28,8 +30,9 @@ type conn struct {
 	// Negotiated at CONNACK.
 	keepAlive       time.Duration
 	pingTimeout     time.Duration
-	tick            time.Duration // keepalive check period, set by the writer
+	early           time.Duration // how much earlier than due keepalive steps are taken
 	serverMaxPacket uint32
+	since           time.Time // when the connection was made
 
 	// Topic alias tables of this connection: outAliases is used by
 	// publishers under Client.mu (nil when aliases are off), inAliases by
@@ -43,15 +46,16 @@ type conn struct {
 	authActive atomic.Bool
 	authSteps  chan authStep
 
-	wmu    sync.Mutex
-	wbuf   []byte // packets waiting for the writer
-	spare  []byte // the buffer the writer last wrote, for reuse
-	closed bool   // set under wmu when the connection ends
+	wmu       sync.Mutex
+	wbuf      []byte      // packets waiting for the writer
+	spare     []byte      // the buffer the writer last wrote, for reuse
+	closed    bool        // no more packets are taken: the connection ended or is ending
+	writing   bool        // a writer goroutine is running
+	keepalive *time.Timer // nil without keepalive
 
-	wake       chan struct{} // writer has work
-	drained    chan struct{} // writer finished a write
-	finish     chan struct{} // closed by Disconnect: flush, then close
-	finishOnce sync.Once
+	wake      chan struct{} // writer has work
+	drained   chan struct{} // writer finished a write
+	finishing atomic.Bool   // DISCONNECT is queued: flush, then close
 
 	lastSend      atomic.Int64 // unix nanoseconds
 	lastRecv      atomic.Int64
@@ -82,7 +86,6 @@ func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
 		version: c.opts.Version,
 		wake:    make(chan struct{}, 1),
 		drained: make(chan struct{}, 1),
-		finish:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	if c.opts.Authenticator != nil {
@@ -93,21 +96,41 @@ func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
 	return cn
 }
 
+// writerLinger is how long a writer goroutine waits for more work before
+// it ends; a busy connection keeps one, an idle one gives it up.
+const writerLinger = time.Second
+
+// start runs the reader, the keepalive timer, and a writer if something
+// was queued before the start (a resumed session's packets).
 func (cn *conn) start() {
-	cn.wg.Add(2)
+	cn.since = time.Now()
+	cn.wg.Add(1)
 	go cn.readLoop()
-	go cn.writeLoop()
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	if cn.keepAlive > 0 {
+		cn.early = max(min(cn.keepAlive, cn.pingTimeout)/8, 10*time.Millisecond)
+		cn.keepalive = time.AfterFunc(cn.keepAlive-cn.early, cn.keepAliveDue)
+	}
+	if len(cn.wbuf) > 0 {
+		cn.wakeWriterLocked()
+	}
 }
 
-// close ends the connection once, recording why.
+// close ends the connection once, recording why, and hands the session to
+// the client's supervisor.
 func (cn *conn) close(err error) {
 	cn.closeOnce.Do(func() {
 		cn.err = err
 		cn.wmu.Lock()
 		cn.closed = true
+		if cn.keepalive != nil {
+			cn.keepalive.Stop()
+		}
 		cn.wmu.Unlock()
 		cn.nc.Close()
 		close(cn.done)
+		cn.c.connectionEnded(cn)
 	})
 }
 
@@ -130,12 +153,20 @@ func (cn *conn) closeWithReason(err error) {
 	cn.close(err)
 }
 
-// kick tells the writer there is something to write.
-func (cn *conn) kick() {
-	select {
-	case cn.wake <- struct{}{}:
-	default:
+// wakeWriterLocked tells the writer there is something to write, starting
+// one when none runs. The caller holds wmu, which orders the start before
+// close, so the wait for the connection's goroutines sees it.
+func (cn *conn) wakeWriterLocked() {
+	if cn.writing {
+		select {
+		case cn.wake <- struct{}{}:
+		default:
+		}
+		return
 	}
+	cn.writing = true
+	cn.wg.Add(1)
+	go cn.writeLoop()
 }
 
 // writeRaw appends already-encoded bytes. It reports false when the
@@ -147,9 +178,9 @@ func (cn *conn) writeRaw(b []byte) bool {
 		return false
 	}
 	cn.wbuf = append(cn.wbuf, b...)
+	cn.wakeWriterLocked()
 	cn.wmu.Unlock()
 	cn.c.stats.sent.add(packet.Type(b[0]>>4), len(b))
-	cn.kick()
 	return true
 }
 
@@ -176,10 +207,9 @@ func (cn *conn) writeAckReason(t packet.Type, id uint16, code ReasonCode) bool {
 	return cn.writeRaw(b)
 }
 
-// writePacket encodes p into the write buffer, enforcing the server's
+// appendLocked encodes p into the write buffer, enforcing the server's
 // Maximum Packet Size. On success encoded holds the packet's bytes, valid
-// until the caller releases wmu; the caller must hold wmu and call kick
-// after releasing it.
+// until the caller releases wmu; the caller holds wmu and wakes the writer.
 func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
 	start := len(cn.wbuf)
 	buf, err := p.Append(cn.wbuf, cn.version)
@@ -228,10 +258,10 @@ func (cn *conn) writePacket(p packet.Packet) error {
 		return ErrNotConnected
 	}
 	_, err := cn.appendLocked(p)
-	cn.wmu.Unlock()
 	if err == nil {
-		cn.kick()
+		cn.wakeWriterLocked()
 	}
+	cn.wmu.Unlock()
 	return err
 }
 
@@ -259,54 +289,76 @@ func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
 	}
 }
 
+// writeLoop flushes the write buffer until it has stayed empty for
+// writerLinger, or until a queued DISCONNECT has gone out.
 func (cn *conn) writeLoop() {
 	defer cn.wg.Done()
-	var tick <-chan time.Time
-	if cn.keepAlive > 0 {
-		// Check often enough that detection lands close to the deadline.
-		cn.tick = max(min(cn.keepAlive, cn.pingTimeout)/8, 10*time.Millisecond)
-		t := time.NewTicker(cn.tick)
-		defer t.Stop()
-		tick = t.C
-	}
+	// The linger timer is checked when it fires rather than reset on every
+	// write, which would cost more than the writes it saves.
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
+	active := false
 	for {
-		select {
-		case <-cn.wake:
-			// Let publishers that are runnable append before the write:
-			// one write per batch instead of one per packet is most of
-			// the CPU a QoS 1 stream costs.
-			runtime.Gosched()
-			if err := cn.flush(); err != nil {
-				cn.close(fmt.Errorf("write: %w", err))
-				return
-			}
-		case now := <-tick:
-			if err := cn.keepAliveCheck(now); err != nil {
-				cn.close(err)
-				return
-			}
-		case <-cn.finish:
-			// Everything queued before the final DISCONNECT goes out
+		// Let publishers that are runnable append before the write: one
+		// write per batch instead of one per packet is most of the CPU a
+		// QoS 1 stream costs.
+		runtime.Gosched()
+		if err := cn.flush(); err != nil {
+			cn.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		cn.wmu.Lock()
+		more := len(cn.wbuf) > 0
+		cn.wmu.Unlock()
+		switch {
+		case more:
+			active = true
+			continue
+		case cn.finishing.Load():
+			// Everything queued before the final DISCONNECT went out
 			// first, in order, from this goroutine alone.
-			err := cn.flush()
-			if err == nil {
-				err = ErrClosed
+			cn.close(ErrClosed)
+			return
+		}
+		for waiting := true; waiting; {
+			select {
+			case <-cn.wake:
+				active, waiting = true, false
+			case <-linger.C:
+				cn.wmu.Lock()
+				if !active && len(cn.wbuf) == 0 {
+					cn.writing = false
+					cn.wmu.Unlock()
+					return
+				}
+				cn.wmu.Unlock()
+				active = false
+				linger.Reset(writerLinger)
+			case <-cn.done:
+				return
 			}
-			cn.close(err)
-			return
-		case <-cn.done:
-			return
 		}
 	}
 }
 
-// shutdown queues a normal DISCONNECT and has the writer send everything
-// queued, then close. It waits until the connection has ended or ctx ends.
+// shutdown queues a normal DISCONNECT, after which the connection takes no
+// more packets, and has the writer send everything queued, then close. It
+// waits until the connection has ended or ctx ends.
 func (cn *conn) shutdown(ctx context.Context) error {
-	if err := cn.writePacket(&packet.Disconnect{}); err != nil {
-		return nil // already closed
+	cn.wmu.Lock()
+	if cn.closed {
+		cn.wmu.Unlock()
+		return nil
 	}
-	cn.finishOnce.Do(func() { close(cn.finish) })
+	_, err := cn.appendLocked(&packet.Disconnect{})
+	cn.closed = true
+	cn.finishing.Store(true)
+	cn.wakeWriterLocked()
+	cn.wmu.Unlock()
+	if err != nil {
+		cn.close(ErrClosed)
+		return err
+	}
 	select {
 	case <-cn.done:
 		if errors.Is(cn.err, ErrClosed) {
@@ -356,37 +408,51 @@ func (cn *conn) flush() error {
 	return err
 }
 
-// keepAliveCheck sends PINGREQ when the link has been quiet for a keepalive
+// keepAliveDue runs on the keepalive timer: it takes the step that is due
+// and sets the timer for the next one.
+func (cn *conn) keepAliveDue() {
+	next, err := cn.keepAliveStep(time.Now())
+	if err != nil {
+		cn.close(err)
+		return
+	}
+	cn.wmu.Lock()
+	if !cn.closed {
+		cn.keepalive.Reset(next)
+	}
+	cn.wmu.Unlock()
+}
+
+// keepAliveStep sends PINGREQ when the link has been quiet for a keepalive
 // interval in either direction, and declares it dead when the answer does
-// not come within pingTimeout. [MQTT-3.1.2-23]
-func (cn *conn) keepAliveCheck(now time.Time) error {
+// not come within pingTimeout [MQTT-3.1.2-23]. It returns when to check
+// next. Each step is taken a little early, since timers fire late, so a
+// dead link is declared by keepalive + ping timeout, never after.
+func (cn *conn) keepAliveStep(now time.Time) (time.Duration, error) {
 	n := now.UnixNano()
 	recv := cn.lastRecv.Load()
 	if sent := cn.pingSent.Load(); sent != 0 {
-		switch {
+		switch due := time.Duration(sent-n) + cn.pingTimeout - cn.early; {
 		case recv >= sent:
 			// Something arrived after the ping: the link is alive.
 			cn.pingSent.Store(0)
 		case cn.readerWaiting.Load():
 			// We, not the link, are slow: the reader is parked on the
 			// handler queue, so unread bytes may be waiting.
-		case time.Duration(n-sent) > cn.pingTimeout-cn.tick:
-			return ErrKeepAliveTimeout
+			return cn.early, nil
+		case due <= 0:
+			return 0, ErrKeepAliveTimeout
+		default:
+			return due, nil
 		}
-		return nil
 	}
-	// Each step is checked a tick early, since it is noticed up to a tick
-	// late: the dead link is declared by keepalive + ping timeout, never
-	// after.
-	ka := (cn.keepAlive - cn.tick).Nanoseconds()
-	if n-cn.lastSend.Load() >= ka || n-recv >= ka {
-		cn.pingSent.Store(n)
-		if !cn.writeRaw([]byte{0xC0, 0}) {
-			return nil
-		}
-		return cn.flush()
+	quiet := min(cn.lastSend.Load(), recv)
+	if due := time.Duration(quiet-n) + cn.keepAlive - cn.early; due > 0 {
+		return due, nil
 	}
-	return nil
+	cn.pingSent.Store(n)
+	cn.writeRaw([]byte{0xC0, 0})
+	return cn.pingTimeout - cn.early, nil
 }
 
 // readLoop decodes packets until the connection fails and hands each to the
@@ -430,13 +496,11 @@ func (cn *conn) readLoop() {
 }
 
 func (cn *conn) readFailed(err error) {
-	select {
-	case <-cn.finish:
+	if cn.finishing.Load() {
 		// We sent DISCONNECT; the server closing its side is the
 		// expected end, not a lost connection.
 		cn.close(ErrClosed)
 		return
-	default:
 	}
 	var pe *packet.Error
 	if errors.As(err, &pe) {

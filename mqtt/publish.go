@@ -110,8 +110,8 @@ func (c *Client) publishQoS0(m *Message) error {
 	var err error
 	if cn.closed {
 		err = ErrNotConnected
-	} else {
-		_, _, err = cn.appendPublishLocked(&c.pub)
+	} else if _, _, err = cn.appendPublishLocked(&c.pub); err == nil {
+		cn.wakeWriterLocked()
 	}
 	buffered := len(cn.wbuf)
 	cn.wmu.Unlock()
@@ -119,7 +119,6 @@ func (c *Client) publishQoS0(m *Message) error {
 	if err != nil {
 		return err
 	}
-	cn.kick()
 	cn.waitDrained(buffered, c.ctx.Done())
 	return nil
 }
@@ -140,10 +139,10 @@ func (c *Client) sendPublishLocked(id uint16) error {
 			if err == nil {
 				err = c.store.PutOutbound(id, encoded)
 			}
-			cn.wmu.Unlock()
 			if err == nil {
-				cn.kick()
+				cn.wakeWriterLocked()
 			}
+			cn.wmu.Unlock()
 			return err
 		}
 		cn.wmu.Unlock()

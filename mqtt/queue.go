@@ -1,22 +1,28 @@
 package mqtt
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // handlerQueue is the bounded FIFO between the connection's reader and the
 // dispatcher. Unlike a buffered channel it takes memory only for what it
-// holds, which matters for the many clients that are mostly idle.
+// holds, and a dispatcher runs only while it holds something, which
+// matters for the many clients that are mostly idle.
 type handlerQueue struct {
-	mu    sync.Mutex
-	items []inbound // items[head:] are queued
-	head  int
-	max   int
+	mu      sync.Mutex
+	items   []inbound // items[head:] are queued
+	head    int
+	max     int
+	running bool   // a dispatcher is draining the queue
+	start   func() // starts a dispatcher
 
-	notEmpty chan struct{} // a push happened
+	notEmpty chan struct{} // a push happened while a dispatcher runs
 	notFull  chan struct{} // a pop happened
 }
 
-func newHandlerQueue(max int) *handlerQueue {
-	return &handlerQueue{max: max, notEmpty: make(chan struct{}, 1), notFull: make(chan struct{}, 1)}
+func newHandlerQueue(max int, start func()) *handlerQueue {
+	return &handlerQueue{max: max, start: start, notEmpty: make(chan struct{}, 1), notFull: make(chan struct{}, 1)}
 }
 
 func signal(ch chan struct{}) {
@@ -26,7 +32,8 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// tryPush queues item unless the queue is full.
+// tryPush queues item unless the queue is full, starting a dispatcher
+// when none runs.
 func (q *handlerQueue) tryPush(item inbound) bool {
 	q.mu.Lock()
 	if len(q.items)-q.head >= q.max {
@@ -40,8 +47,14 @@ func (q *handlerQueue) tryPush(item inbound) bool {
 		q.items, q.head = q.items[:n], 0
 	}
 	q.items = append(q.items, item)
+	start := !q.running
+	q.running = true
 	q.mu.Unlock()
-	signal(q.notEmpty)
+	if start {
+		q.start()
+	} else {
+		signal(q.notEmpty)
+	}
 	return true
 }
 
@@ -60,8 +73,12 @@ func (q *handlerQueue) push(item inbound, stop <-chan struct{}) bool {
 	}
 }
 
-// pop takes the oldest item, waiting until there is one or stop is closed.
-func (q *handlerQueue) pop(stop <-chan struct{}) (inbound, bool) {
+// pop takes the oldest item, waiting up to linger for one. When none comes,
+// or stop is closed and the queue is empty, it reports false and the
+// dispatcher calling it must end: the next push starts another. idle is
+// the caller's timer, stopped.
+func (q *handlerQueue) pop(idle *time.Timer, linger time.Duration, stop <-chan struct{}) (inbound, bool) {
+	armed := false
 	for {
 		q.mu.Lock()
 		if q.head < len(q.items) {
@@ -73,14 +90,35 @@ func (q *handlerQueue) pop(stop <-chan struct{}) (inbound, bool) {
 			}
 			q.mu.Unlock()
 			signal(q.notFull)
+			if armed {
+				idle.Stop()
+			}
 			return item, true
 		}
 		q.mu.Unlock()
+		if !armed {
+			idle.Reset(linger)
+			armed = true
+		}
 		select {
 		case <-q.notEmpty:
+			continue
+		case <-idle.C:
 		case <-stop:
-			return inbound{}, false
+			idle.Stop()
 		}
+		armed = false
+		q.mu.Lock()
+		if q.head < len(q.items) {
+			q.mu.Unlock()
+			continue // pushed as the wait ended
+		}
+		q.running = false
+		// Let the array go: a burst should not pin its size on a client
+		// that has gone quiet.
+		q.items, q.head = nil, 0
+		q.mu.Unlock()
+		return inbound{}, false
 	}
 }
 
