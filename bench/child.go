@@ -183,14 +183,18 @@ func runIdleChild(cfg *runConfig, count int, profileDir string) error {
 			for i := int(next.Add(1)) - 1; i < count; i = int(next.Add(1)) - 1 {
 				c := *cfg
 				c.clientID = clientID(cfg.client+"-idle", cfg.version, i)
+				c.topic = "bench/idle/" + c.clientID
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				p, err := lib.dial(ctx, &c)
+				if err == nil {
+					clients[i] = p
+					err = p.echo(ctx)
+				}
 				cancel()
 				if err != nil {
 					errs[w] = fmt.Errorf("client %d: %w", i, err)
 					return
 				}
-				clients[i] = p
 			}
 		})
 	}

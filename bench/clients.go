@@ -47,6 +47,10 @@ type publisher interface {
 	// handled all of them: mosquitto processes a connection's packets in
 	// order and answers the fence only after those before it.
 	fence() error
+	// echo subscribes to the client's topic at QoS 1, publishes one QoS 1
+	// message to it and waits until the message comes back: the idle test
+	// measures clients that have used both directions, as a device has.
+	echo(ctx context.Context) error
 	close() error
 }
 
@@ -157,6 +161,33 @@ func (h *heraldPublisher) fence() error {
 	return h.c.Publish(context.Background(), &mqtt.Message{Topic: h.cfg.topic, Payload: h.cfg.payload(), QoS: mqtt.AtLeastOnce})
 }
 
+func (h *heraldPublisher) echo(ctx context.Context) error {
+	got := make(chan struct{}, 1)
+	err := h.c.Subscribe(ctx, func(*mqtt.Message) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	}, mqtt.Subscription{Filter: h.cfg.topic, QoS: mqtt.AtLeastOnce})
+	if err != nil {
+		return err
+	}
+	if err := h.c.Publish(ctx, &mqtt.Message{Topic: h.cfg.topic, QoS: mqtt.AtLeastOnce, Payload: h.cfg.payload()}); err != nil {
+		return err
+	}
+	return awaitEcho(ctx, got)
+}
+
+// awaitEcho waits for the message an echo published.
+func awaitEcho(ctx context.Context, got <-chan struct{}) error {
+	select {
+	case <-got:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("echo: %w", ctx.Err())
+	}
+}
+
 func (h *heraldPublisher) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -239,6 +270,24 @@ func (p *pahoPublisher) publish(n int) error {
 func (p *pahoPublisher) fence() error {
 	_, err := p.c.Publish(context.Background(), &paho.Publish{Topic: p.cfg.topic, QoS: 1, Payload: p.cfg.payload()})
 	return err
+}
+
+func (p *pahoPublisher) echo(ctx context.Context) error {
+	got := make(chan struct{}, 1)
+	p.c.AddOnPublishReceived(func(paho.PublishReceived) (bool, error) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+		return true, nil
+	})
+	if _, err := p.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: p.cfg.topic, QoS: 1}}}); err != nil {
+		return err
+	}
+	if _, err := p.c.Publish(ctx, &paho.Publish{Topic: p.cfg.topic, QoS: 1, Payload: p.cfg.payload()}); err != nil {
+		return err
+	}
+	return awaitEcho(ctx, got)
 }
 
 func (p *pahoPublisher) close() error {
@@ -324,6 +373,32 @@ func (p *pahoV3Publisher) fence() error {
 	tok := p.c.Publish(p.cfg.topic, 1, false, p.cfg.payload())
 	tok.Wait()
 	return tok.Error()
+}
+
+func (p *pahoV3Publisher) echo(ctx context.Context) error {
+	got := make(chan struct{}, 1)
+	tok := p.c.Subscribe(p.cfg.topic, 1, func(pahov3.Client, pahov3.Message) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	if err := waitToken(ctx, tok); err != nil {
+		return err
+	}
+	if err := waitToken(ctx, p.c.Publish(p.cfg.topic, 1, false, p.cfg.payload())); err != nil {
+		return err
+	}
+	return awaitEcho(ctx, got)
+}
+
+func waitToken(ctx context.Context, tok pahov3.Token) error {
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (p *pahoV3Publisher) close() error {

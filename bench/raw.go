@@ -261,6 +261,10 @@ func (r *rawPublisher) readAcks(n int, acked *atomic.Int64, wake chan<- struct{}
 
 // fence writes one QoS 1 PUBLISH and reads until its PUBACK; it is used
 // after QoS 0 runs, when no reader goroutine is running.
+func (r *rawPublisher) echo(context.Context) error {
+	return errors.New("the raw writer takes no part in the idle test")
+}
+
 func (r *rawPublisher) fence() error {
 	p := &packet.Publish{QoS: 1, PacketID: 1, Topic: []byte(r.cfg.topic), Payload: r.cfg.payload()}
 	if err := r.c.write(p); err != nil {

@@ -37,7 +37,7 @@ type Client struct {
 	inflight  int           // QoS 1 and 2 publishes in flight
 	quota     int           // the server's Receive Maximum
 	quotaFree chan struct{} // a slot freed up; the waker passes it on
-	pub       packet.Publish
+	pub       *packet.Publish // reused for every publish, under mu
 	user      []packet.UserProperty
 	scratch   []byte
 
@@ -47,6 +47,7 @@ type Client struct {
 	router      router
 	subs        []*subscribeRecord // for resubscribing when the server lost the session
 	queue       *handlerQueue
+	dispatcher  func() // dispatch as a value made once: starting one allocates nothing
 	stats       counters
 	wg          sync.WaitGroup // the supervisor and the dispatcher, each running only when needed
 	lastAttempt int            // reconnect attempts since the last healthy connection; supervisor only
@@ -100,6 +101,7 @@ func New(opts Options) *Client {
 		quotaFree:   make(chan struct{}, 1),
 		inboundQoS2: make(map[uint16]struct{}),
 	}
+	c.dispatcher = c.dispatch
 	c.queue = newHandlerQueue(opts.HandlerQueue, c.startDispatcher)
 	return c
 }

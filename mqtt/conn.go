@@ -51,10 +51,10 @@ type conn struct {
 	spare     []byte      // the buffer the writer last wrote, for reuse
 	closed    bool        // no more packets are taken: the connection ended or is ending
 	writing   bool        // a writer goroutine is running
+	writer    func()      // writeLoop as a value made once: starting one allocates nothing
 	keepalive *time.Timer // nil without keepalive
 
-	wake      chan struct{} // writer has work
-	drained   chan struct{} // writer finished a write
+	drained   chan struct{} // writer finished a write; made by the first publisher to wait
 	finishing atomic.Bool   // DISCONNECT is queued: flush, then close
 
 	lastSend      atomic.Int64 // unix nanoseconds
@@ -84,10 +84,9 @@ func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
 		nc:      nc,
 		rb:      rb,
 		version: c.opts.Version,
-		wake:    make(chan struct{}, 1),
-		drained: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	cn.writer = cn.writeLoop
 	if c.opts.Authenticator != nil {
 		cn.authSteps = make(chan authStep, 1)
 	}
@@ -95,10 +94,6 @@ func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
 	cn.lastRecv.Store(now)
 	return cn
 }
-
-// writerLinger is how long a writer goroutine waits for more work before
-// it ends; a busy connection keeps one, an idle one gives it up.
-const writerLinger = time.Second
 
 // start runs the reader, the keepalive timer, and a writer if something
 // was queued before the start (a resumed session's packets).
@@ -153,20 +148,17 @@ func (cn *conn) closeWithReason(err error) {
 	cn.close(err)
 }
 
-// wakeWriterLocked tells the writer there is something to write, starting
-// one when none runs. The caller holds wmu, which orders the start before
-// close, so the wait for the connection's goroutines sees it.
+// wakeWriterLocked starts a writer unless one runs, which will find what
+// was appended when its write returns. The caller holds wmu, which orders
+// the start before close, so the wait for the connection's goroutines
+// sees it.
 func (cn *conn) wakeWriterLocked() {
 	if cn.writing {
-		select {
-		case cn.wake <- struct{}{}:
-		default:
-		}
 		return
 	}
 	cn.writing = true
 	cn.wg.Add(1)
-	go cn.writeLoop()
+	go cn.writer()
 }
 
 // writeRaw appends already-encoded bytes. It reports false when the
@@ -275,12 +267,16 @@ func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
 	for {
 		cn.wmu.Lock()
 		n, closed := len(cn.wbuf), cn.closed
+		if cn.drained == nil {
+			cn.drained = make(chan struct{}, 1)
+		}
+		drained := cn.drained
 		cn.wmu.Unlock()
 		if n < maxBuffered || closed {
 			return
 		}
 		select {
-		case <-cn.drained:
+		case <-drained:
 		case <-cn.done:
 			return
 		case <-stop:
@@ -289,15 +285,16 @@ func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
 	}
 }
 
-// writeLoop flushes the write buffer until it has stayed empty for
-// writerLinger, or until a queued DISCONNECT has gone out.
+// writeLoop flushes the write buffer until it is empty, then ends: the
+// next append starts another. Packets appended during a write go out with
+// the next one, which is what batches writes.
+//
+// A writer that waited for more work instead would live on after the
+// burst it served. The runtime never frees a goroutine's record, it keeps
+// it for reuse, so every writer alive at once is memory held for good,
+// and a thousand clients waking together would keep a thousand of them.
 func (cn *conn) writeLoop() {
 	defer cn.wg.Done()
-	// The linger timer is checked when it fires rather than reset on every
-	// write, which would cost more than the writes it saves.
-	linger := time.NewTimer(writerLinger)
-	defer linger.Stop()
-	active := false
 	for {
 		// Let publishers that are runnable append before the write: one
 		// write per batch instead of one per packet is most of the CPU a
@@ -308,36 +305,20 @@ func (cn *conn) writeLoop() {
 			return
 		}
 		cn.wmu.Lock()
-		more := len(cn.wbuf) > 0
-		cn.wmu.Unlock()
-		switch {
-		case more:
-			active = true
+		if len(cn.wbuf) > 0 {
+			cn.wmu.Unlock()
 			continue
-		case cn.finishing.Load():
-			// Everything queued before the final DISCONNECT went out
-			// first, in order, from this goroutine alone.
+		}
+		cn.writing = false
+		// Read under wmu, which shutdown holds to queue the DISCONNECT
+		// and set finishing: seen here, the DISCONNECT has gone out,
+		// after everything queued before it.
+		finished := cn.finishing.Load()
+		cn.wmu.Unlock()
+		if finished {
 			cn.close(ErrClosed)
-			return
 		}
-		for waiting := true; waiting; {
-			select {
-			case <-cn.wake:
-				active, waiting = true, false
-			case <-linger.C:
-				cn.wmu.Lock()
-				if !active && len(cn.wbuf) == 0 {
-					cn.writing = false
-					cn.wmu.Unlock()
-					return
-				}
-				cn.wmu.Unlock()
-				active = false
-				linger.Reset(writerLinger)
-			case <-cn.done:
-				return
-			}
-		}
+		return
 	}
 }
 
@@ -400,11 +381,10 @@ func (cn *conn) flush() error {
 	if cap(buf) <= 2*maxBuffered {
 		cn.spare = buf[:0]
 	}
-	cn.wmu.Unlock()
-	select {
-	case cn.drained <- struct{}{}:
-	default:
+	if cn.drained != nil {
+		signal(cn.drained)
 	}
+	cn.wmu.Unlock()
 	return err
 }
 
@@ -462,10 +442,7 @@ func (cn *conn) keepAliveStep(now time.Time) (time.Duration, error) {
 func (cn *conn) readLoop() {
 	defer cn.wg.Done()
 	defer cn.rb.release()
-	var (
-		hdr [5]byte
-		in  inboundPackets
-	)
+	var hdr [5]byte
 	maxSize := cn.c.opts.MaximumPacketSize
 	for {
 		h, err := readHeader(cn.rb, hdr[:], cn.version, maxSize)
@@ -488,7 +465,10 @@ func (cn *conn) readLoop() {
 		n := h.Remaining + headerSize(h.Remaining)
 		cn.c.stats.bytesIn.Add(uint64(n))
 		cn.c.stats.received.add(h.Type, n)
-		if err := cn.c.handlePacket(cn, &in, h, b); err != nil {
+		in := decodeTargets.Get().(*inboundPackets)
+		err = cn.c.handlePacket(cn, in, h, b)
+		decodeTargets.Put(in)
+		if err != nil {
 			cn.closeWithReason(err)
 			return
 		}
@@ -530,6 +510,12 @@ func readHeader(rb *readBuffer, hdr []byte, v Version, maxSize uint32) (packet.H
 	_, _, err := packet.DecodeHeader(hdr, v, maxSize)
 	return packet.Header{}, err
 }
+
+// decodeTargets holds inboundPackets for readers handling a packet. A
+// reader that kept its own, on its stack, would keep a stack large enough
+// for them (~2 KiB) while it waits, which the runtime cannot shrink; taking
+// one per packet costs a pool round trip. A cache, like readBuffers.
+var decodeTargets = sync.Pool{New: func() any { return new(inboundPackets) }}
 
 // inboundPackets are the reader's reusable decode targets.
 type inboundPackets struct {

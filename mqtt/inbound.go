@@ -134,26 +134,20 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 	return nil
 }
 
-// dispatcherLinger is how long a dispatcher waits for another message
-// before its goroutine ends.
-const dispatcherLinger = time.Second
-
 // startDispatcher runs a dispatcher for a queue that has just received an
 // item with none running. The reader calls it, before its connection's end
 // lets Disconnect wait for the dispatcher.
 func (c *Client) startDispatcher() {
 	c.wg.Add(1)
-	go c.dispatch()
+	go c.dispatcher()
 }
 
 // dispatch runs handlers in arrival order and acknowledges QoS 1 and 2
 // messages once their handler has returned, on the connection they came on.
 func (c *Client) dispatch() {
 	defer c.wg.Done()
-	idle := time.NewTimer(dispatcherLinger)
-	idle.Stop()
 	for {
-		item, ok := c.queue.pop(idle, dispatcherLinger, c.ctx.Done())
+		item, ok := c.queue.pop()
 		if !ok {
 			return
 		}

@@ -178,11 +178,18 @@ func (o *Options) setDefaults() {
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()
 	}
-	if o.Dialer == nil {
-		d := &net.Dialer{}
-		o.Dialer = d.DialContext
-	}
 	if o.Proxy == nil {
 		o.Proxy = http.ProxyFromEnvironment
 	}
+}
+
+// dialTCP opens a TCP connection with Options.Dialer, or a zero net.Dialer
+// made for the call: a default kept in every client would cost each one
+// its memory for as long as it lives.
+func (o *Options) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	if o.Dialer != nil {
+		return o.Dialer(ctx, "tcp", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }

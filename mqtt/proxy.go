@@ -36,7 +36,7 @@ func dialNetwork(ctx context.Context, o *Options, addr string, secure bool) (net
 		return nil, fmt.Errorf("proxy for %s: %w", addr, err)
 	}
 	if proxy == nil {
-		return o.Dialer(ctx, "tcp", addr)
+		return o.dialTCP(ctx, addr)
 	}
 	return dialProxy(ctx, o, proxy, addr)
 }
@@ -74,7 +74,7 @@ func dialProxy(ctx context.Context, o *Options, proxy *url.URL, addr string) (ne
 	if proxy.Port() == "" {
 		proxyAddr = net.JoinHostPort(proxy.Hostname(), "80")
 	}
-	conn, err := o.Dialer(ctx, "tcp", proxyAddr)
+	conn, err := o.dialTCP(ctx, proxyAddr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", proxyAddr, err)
 	}

@@ -64,8 +64,7 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	p := c.newPending(packet.TypePublish)
 	p.qos, p.topic = m.QoS, m.Topic
 	c.pending[id] = p
-	c.user = fillPublish(&c.pub, m, c.opts.Version, c.user)
-	c.pub.PacketID = id
+	c.fillPublishLocked(m, id)
 	if err := c.sendPublishLocked(id); err != nil {
 		delete(c.pending, id)
 		c.releaseQuota()
@@ -104,13 +103,12 @@ func (c *Client) publishQoS0(m *Message) error {
 		c.mu.Unlock()
 		return ErrNotConnected
 	}
-	c.user = fillPublish(&c.pub, m, c.opts.Version, c.user)
-	c.pub.PacketID = 0
+	c.fillPublishLocked(m, 0)
 	cn.wmu.Lock()
 	var err error
 	if cn.closed {
 		err = ErrNotConnected
-	} else if _, _, err = cn.appendPublishLocked(&c.pub); err == nil {
+	} else if _, _, err = cn.appendPublishLocked(c.pub); err == nil {
 		cn.wakeWriterLocked()
 	}
 	buffered := len(cn.wbuf)
@@ -123,6 +121,16 @@ func (c *Client) publishQoS0(m *Message) error {
 	return nil
 }
 
+// fillPublishLocked sets the client's reusable PUBLISH from m; c.mu is
+// held. It is made at the first publish, since many clients only subscribe.
+func (c *Client) fillPublishLocked(m *Message, id uint16) {
+	if c.pub == nil {
+		c.pub = new(packet.Publish)
+	}
+	c.user = fillPublish(c.pub, m, c.opts.Version, c.user)
+	c.pub.PacketID = id
+}
+
 // sendPublishLocked encodes c.pub into the connection's write buffer, or
 // only into the store while disconnected, and records it in the store.
 // Holding c.mu keeps this atomic with a reconnect's resend, so a message is
@@ -131,7 +139,7 @@ func (c *Client) sendPublishLocked(id uint16) error {
 	if cn := c.conn; cn != nil {
 		cn.wmu.Lock()
 		if !cn.closed {
-			encoded, aliased, err := cn.appendPublishLocked(&c.pub)
+			encoded, aliased, err := cn.appendPublishLocked(c.pub)
 			if err == nil && aliased {
 				c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version)
 				encoded = c.scratch

@@ -1,9 +1,6 @@
 package mqtt
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // handlerQueue is the bounded FIFO between the connection's reader and the
 // dispatcher. Unlike a buffered channel it takes memory only for what it
@@ -17,12 +14,15 @@ type handlerQueue struct {
 	running bool   // a dispatcher is draining the queue
 	start   func() // starts a dispatcher
 
-	notEmpty chan struct{} // a push happened while a dispatcher runs
-	notFull  chan struct{} // a pop happened
+	notFull chan struct{} // a pop happened; made by the first push to wait
 }
 
+// keptQueueCapacity is the largest array an emptied queue keeps for the
+// next message.
+const keptQueueCapacity = 16
+
 func newHandlerQueue(max int, start func()) *handlerQueue {
-	return &handlerQueue{max: max, start: start, notEmpty: make(chan struct{}, 1), notFull: make(chan struct{}, 1)}
+	return &handlerQueue{max: max, start: start}
 }
 
 func signal(ch chan struct{}) {
@@ -52,8 +52,6 @@ func (q *handlerQueue) tryPush(item inbound) bool {
 	q.mu.Unlock()
 	if start {
 		q.start()
-	} else {
-		signal(q.notEmpty)
 	}
 	return true
 }
@@ -65,61 +63,45 @@ func (q *handlerQueue) push(item inbound, stop <-chan struct{}) bool {
 		if q.tryPush(item) {
 			return true
 		}
+		q.mu.Lock()
+		if q.notFull == nil {
+			q.notFull = make(chan struct{}, 1)
+		}
+		notFull := q.notFull
+		q.mu.Unlock()
 		select {
-		case <-q.notFull:
+		case <-notFull:
 		case <-stop:
 			return false
 		}
 	}
 }
 
-// pop takes the oldest item, waiting up to linger for one. When none comes,
-// or stop is closed and the queue is empty, it reports false and the
-// dispatcher calling it must end: the next push starts another. idle is
-// the caller's timer, stopped.
-func (q *handlerQueue) pop(idle *time.Timer, linger time.Duration, stop <-chan struct{}) (inbound, bool) {
-	armed := false
-	for {
-		q.mu.Lock()
-		if q.head < len(q.items) {
-			item := q.items[q.head]
-			q.items[q.head] = inbound{}
-			q.head++
-			if q.head == len(q.items) {
-				q.items, q.head = q.items[:0], 0
-			}
-			q.mu.Unlock()
-			signal(q.notFull)
-			if armed {
-				idle.Stop()
-			}
-			return item, true
-		}
-		q.mu.Unlock()
-		if !armed {
-			idle.Reset(linger)
-			armed = true
-		}
-		select {
-		case <-q.notEmpty:
-			continue
-		case <-idle.C:
-		case <-stop:
-			idle.Stop()
-		}
-		armed = false
-		q.mu.Lock()
-		if q.head < len(q.items) {
-			q.mu.Unlock()
-			continue // pushed as the wait ended
-		}
+// pop takes the oldest item. When there is none it reports false, and the
+// dispatcher calling it must end: the next push starts another. Like the
+// writer, a dispatcher does not wait for work; see writeLoop for why.
+func (q *handlerQueue) pop() (inbound, bool) {
+	q.mu.Lock()
+	if q.head == len(q.items) {
 		q.running = false
-		// Let the array go: a burst should not pin its size on a client
-		// that has gone quiet.
-		q.items, q.head = nil, 0
+		q.items, q.head = q.items[:0], 0
+		if cap(q.items) > keptQueueCapacity {
+			// A burst should not pin its size on a client that has
+			// gone quiet.
+			q.items = nil
+		}
 		q.mu.Unlock()
 		return inbound{}, false
 	}
+	item := q.items[q.head]
+	q.items[q.head] = inbound{}
+	q.head++
+	notFull := q.notFull
+	q.mu.Unlock()
+	if notFull != nil {
+		signal(notFull)
+	}
+	return item, true
 }
 
 // len is the number of queued items.
