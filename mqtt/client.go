@@ -34,9 +34,9 @@ type Client struct {
 	pending   map[uint16]*pending
 	freeList  []*pending
 	nextID    uint16
-	inflight  int           // QoS 1 and 2 publishes in flight
-	quota     int           // the server's Receive Maximum
-	quotaFree chan struct{} // a slot freed up; the waker passes it on
+	inflight  int             // QoS 1 and 2 publishes in flight
+	quota     int             // the server's Receive Maximum
+	quotaFree chan struct{}   // a slot freed up; the waker passes it on
 	pub       *packet.Publish // reused for every publish, under mu
 	user      []packet.UserProperty
 	scratch   []byte
