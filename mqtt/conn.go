@@ -430,9 +430,22 @@ func (cn *conn) keepAliveStep(now time.Time) (time.Duration, error) {
 	if due := time.Duration(quiet-n) + cn.keepAlive - cn.early; due > 0 {
 		return due, nil
 	}
+	cn.releaseWriteBuffers()
 	cn.pingSent.Store(n)
 	cn.writeRaw([]byte{0xC0, 0})
 	return cn.pingTimeout - cn.early, nil
+}
+
+// releaseWriteBuffers lets the write buffers go when nothing is queued.
+// Keepalive calls it when the link has been quiet for a keepalive
+// interval: buffers a burst grew (up to 2×maxBuffered each) are not kept
+// by a client that has gone idle.
+func (cn *conn) releaseWriteBuffers() {
+	cn.wmu.Lock()
+	if !cn.writing && len(cn.wbuf) == 0 {
+		cn.wbuf, cn.spare = nil, nil
+	}
+	cn.wmu.Unlock()
 }
 
 // readLoop decodes packets until the connection fails and hands each to the
