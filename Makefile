@@ -48,8 +48,9 @@ verify-fmt: ## Fail if gofmt would change a file.
 	@out="$$(gofmt -s -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet, on the benchmark module too, so a change to Herald's dependencies that bench/ must follow fails here.
 	go vet ./...
+	cd bench && go vet ./...
 
 .PHONY: lint
 lint: vet $(STATICCHECK) ## Run go vet and staticcheck.
