@@ -163,12 +163,7 @@ func (h *heraldPublisher) fence() error {
 
 func (h *heraldPublisher) echo(ctx context.Context) error {
 	got := make(chan struct{}, 1)
-	err := h.c.Subscribe(ctx, func(*mqtt.Message) {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-	}, mqtt.Subscription{Filter: h.cfg.topic, QoS: mqtt.AtLeastOnce})
+	err := h.c.Subscribe(ctx, func(*mqtt.Message) { notify(got) }, mqtt.Subscription{Filter: h.cfg.topic, QoS: mqtt.AtLeastOnce})
 	if err != nil {
 		return err
 	}
@@ -176,6 +171,15 @@ func (h *heraldPublisher) echo(ctx context.Context) error {
 		return err
 	}
 	return awaitEcho(ctx, got)
+}
+
+// notify tells an echo its message arrived; a copy the broker delivers
+// again finds the signal already given.
+func notify(got chan<- struct{}) {
+	select {
+	case got <- struct{}{}:
+	default:
+	}
 }
 
 // awaitEcho waits for the message an echo published.
@@ -275,10 +279,7 @@ func (p *pahoPublisher) fence() error {
 func (p *pahoPublisher) echo(ctx context.Context) error {
 	got := make(chan struct{}, 1)
 	p.c.AddOnPublishReceived(func(paho.PublishReceived) (bool, error) {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
+		notify(got)
 		return true, nil
 	})
 	if _, err := p.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: p.cfg.topic, QoS: 1}}}); err != nil {
@@ -377,12 +378,7 @@ func (p *pahoV3Publisher) fence() error {
 
 func (p *pahoV3Publisher) echo(ctx context.Context) error {
 	got := make(chan struct{}, 1)
-	tok := p.c.Subscribe(p.cfg.topic, 1, func(pahov3.Client, pahov3.Message) {
-		select {
-		case got <- struct{}{}:
-		default:
-		}
-	})
+	tok := p.c.Subscribe(p.cfg.topic, 1, func(pahov3.Client, pahov3.Message) { notify(got) })
 	if err := waitToken(ctx, tok); err != nil {
 		return err
 	}

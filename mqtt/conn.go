@@ -267,10 +267,7 @@ func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
 	for {
 		cn.wmu.Lock()
 		n, closed := len(cn.wbuf), cn.closed
-		if cn.drained == nil {
-			cn.drained = make(chan struct{}, 1)
-		}
-		drained := cn.drained
+		drained := signalChan(&cn.drained)
 		cn.wmu.Unlock()
 		if n < maxBuffered || closed {
 			return

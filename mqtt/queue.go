@@ -25,6 +25,16 @@ func newHandlerQueue(max int, start func()) *handlerQueue {
 	return &handlerQueue{max: max, start: start}
 }
 
+// signalChan returns the signal channel *ch, making it first: signal
+// channels that only a rare wait needs are made by that wait. The caller
+// holds the lock that guards *ch.
+func signalChan(ch *chan struct{}) chan struct{} {
+	if *ch == nil {
+		*ch = make(chan struct{}, 1)
+	}
+	return *ch
+}
+
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -64,10 +74,7 @@ func (q *handlerQueue) push(item inbound, stop <-chan struct{}) bool {
 			return true
 		}
 		q.mu.Lock()
-		if q.notFull == nil {
-			q.notFull = make(chan struct{}, 1)
-		}
-		notFull := q.notFull
+		notFull := signalChan(&q.notFull)
 		q.mu.Unlock()
 		select {
 		case <-notFull:

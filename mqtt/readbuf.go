@@ -94,13 +94,13 @@ func (rb *readBuffer) unread() []byte {
 
 // releaseIfEmpty gives the buffer back when it holds nothing unread.
 func (rb *readBuffer) releaseIfEmpty() {
-	if rb.buf != nil && rb.r == rb.w {
-		readBuffers.Put(rb.buf)
-		rb.buf, rb.r, rb.w = nil, 0, 0
+	if rb.r == rb.w {
+		rb.release()
 	}
 }
 
-// release gives the buffer back for good; the connection has ended.
+// release gives the buffer back, dropping anything unread: the caller
+// knows there is nothing, or the connection has ended.
 func (rb *readBuffer) release() {
 	if rb.buf != nil {
 		readBuffers.Put(rb.buf)
@@ -118,27 +118,29 @@ func (rb *readBuffer) fill() error {
 	if rb.raw != nil {
 		return rb.fillRaw()
 	}
-	if rb.buf == nil || rb.r == rb.w {
+	if rb.w == 0 {
 		// Nothing unread: wait without a buffer.
-		rb.releaseIfEmpty()
+		rb.release()
 		n, err := rb.nc.Read(rb.first[:])
-		if n == 0 {
-			if err == nil {
-				err = io.ErrNoProgress
-			}
-			return err
+		if n > 0 {
+			rb.buf = readBuffers.Get().(*[readBufferSize]byte)
+			rb.w = copy(rb.buf[:], rb.first[:n])
 		}
-		rb.buf = readBuffers.Get().(*[readBufferSize]byte)
-		rb.r, rb.w = 0, copy(rb.buf[:], rb.first[:n])
-		return nil
+		return readError(n, err)
 	}
 	n, err := rb.nc.Read(rb.buf[rb.w:])
 	rb.w += n
-	if n > 0 {
+	return readError(n, err)
+}
+
+// readError is the outcome of a Read that returned n bytes and err: any
+// bytes are progress, and none without an error is a broken reader.
+func readError(n int, err error) error {
+	switch {
+	case n > 0:
 		return nil
-	}
-	if err == nil {
-		err = io.ErrNoProgress
+	case err == nil:
+		return io.ErrNoProgress
 	}
 	return err
 }
