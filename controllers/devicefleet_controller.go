@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,18 +33,43 @@ import (
 
 // +kubebuilder:rbac:groups=herald.dev,resources=devicefleets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=herald.dev,resources=devicefleets/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// Secrets are read one by one, uncached, and only those a fleet names in
+// its own namespace: the manager never lists or caches Secrets.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // histogramSize bounds the version and model histograms in status.
 const histogramSize = 10
 
+// Secrets are not watched (that would take list and watch on every Secret
+// in the cluster), so a fleet's are read again this often, and sooner
+// while one is missing.
+const (
+	secretRecheck        = time.Minute
+	missingSecretRecheck = 10 * time.Second
+)
+
 // DeviceFleetReconciler keeps a broker session per DeviceFleet and
 // reports the fleet it sees in status.
 type DeviceFleetReconciler struct {
 	client.Client
+	// Secrets reads Secrets without a cache (the manager's APIReader).
+	Secrets  client.Reader
 	Sessions *fleet.Manager
 	Recorder events.EventRecorder
+	// Now is the clock (tests may replace it).
+	Now func() time.Time
+
+	mu      sync.Mutex
+	configs map[types.NamespacedName]resolvedConfig
+}
+
+// resolvedConfig is a fleet's broker settings as last read, Secrets and all.
+type resolvedConfig struct {
+	generation int64
+	readAt     time.Time
+	cfg        fleet.Config
+	err        error
 }
 
 // Reconcile ensures the fleet's session runs with its current settings and
@@ -52,13 +79,13 @@ func (r *DeviceFleetReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var f v1.DeviceFleet
 	if err := r.Get(ctx, req.NamespacedName, &f); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Sessions.Remove(req.NamespacedName)
+			r.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if !f.DeletionTimestamp.IsZero() {
-		r.Sessions.Remove(req.NamespacedName)
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	before := f.Status.DeepCopy()
@@ -72,13 +99,25 @@ func (r *DeviceFleetReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}()
 	f.Status.ObservedGeneration = f.Generation
 
-	cfg, err := r.brokerConfig(ctx, &f)
+	cfg, recheck, err := r.config(ctx, &f)
 	if err != nil {
 		r.setReady(&f, false, v1.ReasonInvalidCredentials, err.Error())
 		setCondition(&f.Status.Conditions, f.Generation, v1.ConditionBrokerConnected, metav1.ConditionFalse, v1.ReasonInvalidCredentials, err.Error())
 		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionStalled, true, v1.ReasonInvalidCredentials, err.Error())
-		// Secrets are watched; this is only a safety net.
-		return ctrl.Result{RequeueAfter: time.Minute}, nil
+		return ctrl.Result{RequeueAfter: recheck}, nil
+	}
+	if other, err := r.clientIDConflict(ctx, &f, cfg); err != nil {
+		return ctrl.Result{}, err
+	} else if other != "" {
+		// The older fleet keeps the ID; this one must not connect, or the
+		// broker would hand the session back and forth between them.
+		r.Sessions.Remove(req.NamespacedName)
+		msg := fmt.Sprintf("DeviceFleet %s already uses MQTT client ID %q on this broker; set a different spec.broker.clientID", other, cfg.ClientID)
+		r.setReady(&f, false, v1.ReasonClientIDConflict, msg)
+		setCondition(&f.Status.Conditions, f.Generation, v1.ConditionBrokerConnected, metav1.ConditionFalse, v1.ReasonClientIDConflict, msg)
+		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionStalled, true, v1.ReasonClientIDConflict, msg)
+		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionReconciling, false, "", "")
+		return ctrl.Result{}, nil
 	}
 	setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionStalled, false, "", "")
 	s, err := r.Sessions.Ensure(req.NamespacedName, cfg)
@@ -86,13 +125,100 @@ func (r *DeviceFleetReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, err
 	}
 	r.summarise(&f, s)
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: recheck}, nil
+}
+
+// forget stops the session of a fleet that is gone.
+func (r *DeviceFleetReconciler) forget(key types.NamespacedName) {
+	r.Sessions.Remove(key)
+	r.mu.Lock()
+	delete(r.configs, key)
+	r.mu.Unlock()
+}
+
+// config returns the fleet's broker settings, reading its Secrets again
+// when the spec changed or the last read is older than secretRecheck
+// (missingSecretRecheck after a failure), and when to check again; zero
+// means the fleet references no Secret.
+func (r *DeviceFleetReconciler) config(ctx context.Context, f *v1.DeviceFleet) (fleet.Config, time.Duration, error) {
+	key := client.ObjectKeyFromObject(f)
+	b := f.Spec.Broker
+	usesSecrets := b.CredentialsSecretRef != nil || (b.TLS != nil && (b.TLS.CASecretRef != nil || b.TLS.ClientCertSecretRef != nil))
+	recheck := time.Duration(0)
+	if usesSecrets {
+		recheck = secretRecheck
+	}
+	now := r.Now()
+	r.mu.Lock()
+	rc, ok := r.configs[key]
+	r.mu.Unlock()
+	if ok && rc.generation == f.Generation {
+		wait := secretRecheck
+		if rc.err != nil {
+			wait = missingSecretRecheck
+		}
+		if !usesSecrets || now.Sub(rc.readAt) < wait {
+			if rc.err != nil {
+				return rc.cfg, missingSecretRecheck, rc.err
+			}
+			return rc.cfg, recheck, nil
+		}
+	}
+	cfg, err := r.brokerConfig(ctx, f)
+	r.mu.Lock()
+	if r.configs == nil {
+		r.configs = map[types.NamespacedName]resolvedConfig{}
+	}
+	r.configs[key] = resolvedConfig{generation: f.Generation, readAt: now, cfg: cfg, err: err}
+	r.mu.Unlock()
+	if err != nil {
+		return cfg, missingSecretRecheck, err
+	}
+	return cfg, recheck, nil
+}
+
+// clientIDConflict returns the older fleet (namespace/name) that uses the
+// same client ID on a broker URL this fleet uses too, or "".
+func (r *DeviceFleetReconciler) clientIDConflict(ctx context.Context, f *v1.DeviceFleet, cfg fleet.Config) (string, error) {
+	if f.Spec.Broker.ClientID == "" {
+		return "", nil // defaults are unique per fleet
+	}
+	var list v1.DeviceFleetList
+	if err := r.List(ctx, &list, client.MatchingFields{clientIDIndex: f.Spec.Broker.ClientID}); err != nil {
+		return "", err
+	}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == f.UID || !o.DeletionTimestamp.IsZero() || !slices.ContainsFunc(o.Spec.Broker.URLs, func(u string) bool { return slices.Contains(cfg.URLs, u) }) {
+			continue
+		}
+		older := o.CreationTimestamp.Before(&f.CreationTimestamp) ||
+			(o.CreationTimestamp.Equal(&f.CreationTimestamp) && o.Namespace+"/"+o.Name < f.Namespace+"/"+f.Name)
+		if older {
+			return o.Namespace + "/" + o.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// defaultClientID names a fleet's MQTT session after it, readable in
+// broker logs, with a hash of namespace and name that keeps fleets apart
+// whose joined names would be equal ("a-b"/"c" and "a"/"b-c") or cut.
+func defaultClientID(namespace, name string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + name))
+	base := "herald-" + namespace + "-" + name
+	if len(base) > 48 {
+		base = base[:48]
+	}
+	return base + "-" + hex.EncodeToString(sum[:5])
 }
 
 func (r *DeviceFleetReconciler) summarise(f *v1.DeviceFleet, s *fleet.Session) {
 	up, connErr := s.Connected()
 	synced, syncedAt := s.Synced()
-	wasUp := apimeta.IsStatusConditionTrue(f.Status.Conditions, v1.ConditionBrokerConnected)
+	// A session that has never been up did not lose anything: after a
+	// restart the condition still says True from the last manager.
+	wasUp := s.HasConnected() && apimeta.IsStatusConditionTrue(f.Status.Conditions, v1.ConditionBrokerConnected)
 	switch {
 	case up:
 		setCondition(&f.Status.Conditions, f.Generation, v1.ConditionBrokerConnected, metav1.ConditionTrue, v1.ReasonConnected, "connected to the broker")
@@ -115,15 +241,25 @@ func (r *DeviceFleetReconciler) summarise(f *v1.DeviceFleet, s *fleet.Session) {
 			t := metav1.NewTime(syncedAt.Truncate(time.Second))
 			f.Status.LastSyncTime = &t
 		}
+	case up && s.SyncError() != nil:
+		se := s.SyncError()
+		r.setReady(f, false, se.Reason, se.Message)
+		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionReconciling, true, se.Reason, se.Message)
 	case up:
-		r.setReady(f, false, v1.ReasonConnected, "replaying retained device messages")
-		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionReconciling, true, v1.ReasonConnected, "replaying retained device messages")
+		r.setReady(f, false, v1.ReasonResyncing, "rebuilding the device state from the broker's retained messages")
+		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionReconciling, true, v1.ReasonResyncing, "rebuilding the device state from the broker's retained messages")
 	default:
 		c := apimeta.FindStatusCondition(f.Status.Conditions, v1.ConditionBrokerConnected)
 		r.setReady(f, false, c.Reason, c.Message)
 		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionReconciling, true, c.Reason, c.Message)
 	}
-	sum := s.State.Summarize()
+	sum := s.Summarize()
+	r.deviceLimit(f, sum)
+	if n := s.Repairs(); n > f.Status.ResyncRepairs {
+		r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, "ResyncRepaired", "Resync",
+			"a re-sync found %d device records the live stream had missed: the broker dropped messages to Herald (see docs/operator.md, broker settings)", n-f.Status.ResyncRepairs)
+		f.Status.ResyncRepairs = n
+	}
 	f.Status.Devices = v1.DeviceCounts{Known: int32(sum.Known), Online: int32(sum.Online), Offline: int32(sum.Offline)}
 	f.Status.FirmwareVersions = topN(sum.Versions, histogramSize)
 	f.Status.Models = topN(sum.Models, histogramSize)
@@ -132,6 +268,23 @@ func (r *DeviceFleetReconciler) summarise(f *v1.DeviceFleet, s *fleet.Session) {
 			"%d device messages could not be used (see docs/protocol.md)", sum.Malformed-f.Status.MalformedMessages)
 	}
 	f.Status.MalformedMessages = sum.Malformed
+}
+
+// deviceLimit reports a fleet with more devices than it may track.
+func (r *DeviceFleetReconciler) deviceLimit(f *v1.DeviceFleet, sum fleet.Summary) {
+	f.Status.IgnoredDeviceMessages = sum.OverLimit
+	was := apimeta.IsStatusConditionTrue(f.Status.Conditions, v1.ConditionDeviceLimitReached)
+	if !sum.LimitReached() {
+		setCondition(&f.Status.Conditions, f.Generation, v1.ConditionDeviceLimitReached, metav1.ConditionFalse, v1.ReasonWithinDeviceLimit,
+			fmt.Sprintf("tracking %d devices of at most %d", sum.Tracked, sum.MaxDevices))
+		return
+	}
+	msg := fmt.Sprintf("the broker holds more devices under the topic root than spec.maxDevices (%d): %d messages about further devices were ignored, and rollouts cannot see those devices; raise spec.maxDevices or move devices to another fleet",
+		sum.MaxDevices, sum.OverLimit)
+	setCondition(&f.Status.Conditions, f.Generation, v1.ConditionDeviceLimitReached, metav1.ConditionTrue, v1.ReasonDeviceLimitReached, msg)
+	if !was {
+		r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, v1.ReasonDeviceLimitReached, "Track", "%s", msg)
+	}
 }
 
 func (r *DeviceFleetReconciler) setReady(f *v1.DeviceFleet, ready bool, reason, msg string) {
@@ -177,14 +330,21 @@ func (r *DeviceFleetReconciler) brokerConfig(ctx context.Context, f *v1.DeviceFl
 		cfg.Version = mqtt.V311
 	}
 	if cfg.ClientID == "" {
-		cfg.ClientID = fmt.Sprintf("herald-%s-%s", f.Namespace, f.Name)
+		cfg.ClientID = defaultClientID(f.Namespace, f.Name)
 	}
 	if b.KeepAlive != nil {
 		cfg.KeepAlive = b.KeepAlive.Duration
 	}
+	cfg.ResyncInterval = 10 * time.Minute
+	if f.Spec.ResyncInterval != nil {
+		cfg.ResyncInterval = f.Spec.ResyncInterval.Duration
+	}
+	if f.Spec.MaxDevices != nil {
+		cfg.MaxDevices = int(*f.Spec.MaxDevices)
+	}
 	secret := func(name string) (*corev1.Secret, error) {
 		var s corev1.Secret
-		if err := r.Get(ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, &s); err != nil {
+		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, &s); err != nil {
 			return nil, fmt.Errorf("secret %q: %w", name, err)
 		}
 		return &s, nil
@@ -235,34 +395,46 @@ func (r *DeviceFleetReconciler) brokerConfig(ctx context.Context, f *v1.DeviceFl
 	return cfg, nil
 }
 
-// SetupWithManager registers the controller: fleets, the Secrets they
-// reference, and the broker sessions' change notifications.
-func (r *DeviceFleetReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// clientIDIndex indexes fleets by the client ID they set.
+const clientIDIndex = "spec.broker.clientID"
+
+// SetupWithManager registers the controller: fleets and the broker
+// sessions' change notifications. Secrets are read, not watched.
+func (r *DeviceFleetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1.DeviceFleet{}, clientIDIndex, func(o client.Object) []string {
+		if id := o.(*v1.DeviceFleet).Spec.Broker.ClientID; id != "" {
+			return []string{id}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.DeviceFleet{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.fleetsForSecret)).
 		WatchesRawSource(source.Channel(r.Sessions.FleetEvents, &handler.EnqueueRequestForObject{})).
+		Watches(&v1.DeviceFleet{}, handler.EnqueueRequestsFromMapFunc(r.fleetsSharingClientID)).
 		Named("devicefleet").
 		Complete(r)
 }
 
-func (r *DeviceFleetReconciler) fleetsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+// fleetsSharingClientID wakes the fleets that set the same client ID as o,
+// so that one refused for a conflict connects once the other is gone.
+func (r *DeviceFleetReconciler) fleetsSharingClientID(ctx context.Context, o client.Object) []reconcile.Request {
+	id := o.(*v1.DeviceFleet).Spec.Broker.ClientID
+	if id == "" {
+		return nil
+	}
 	var list v1.DeviceFleetList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{clientIDIndex: id}); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
-	for _, f := range list.Items {
-		b := f.Spec.Broker
-		refs := []*corev1.LocalObjectReference{b.CredentialsSecretRef}
-		if b.TLS != nil {
-			refs = append(refs, b.TLS.CASecretRef, b.TLS.ClientCertSecretRef)
-		}
-		for _, ref := range refs {
-			if ref != nil && ref.Name == o.GetName() {
-				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&f)})
-				break
-			}
+	for i := range list.Items {
+		if list.Items[i].UID != o.GetUID() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}
 	return out

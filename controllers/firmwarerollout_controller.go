@@ -107,10 +107,11 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		grace = fl.Spec.OfflineGracePeriod.Duration
 	}
 	limiter := r.limiter(&ro)
+	state := s.State()
 	out, err := plan(planInput{
 		rollout:          &ro,
-		devices:          s.State.Each,
-		notices:          s.State.Notices(),
+		devices:          state.Each,
+		notices:          state.Notices(),
 		topics:           s.Topics,
 		now:              r.Now(),
 		offlineGrace:     grace,
@@ -153,7 +154,10 @@ func (r *FirmwareRolloutReconciler) fleetSession(ctx context.Context, ro *v1.Fir
 	}
 	if synced, _ := s.Synced(); !synced {
 		up, err := s.Connected()
-		msg := fmt.Sprintf("DeviceFleet %q is replaying retained device messages", key.Name)
+		msg := fmt.Sprintf("DeviceFleet %q is rebuilding its device state from the broker's retained messages", key.Name)
+		if se := s.SyncError(); se != nil {
+			msg = fmt.Sprintf("DeviceFleet %q cannot rebuild its device state: %s", key.Name, se.Message)
+		}
 		if !up {
 			msg = fmt.Sprintf("DeviceFleet %q is not connected to its broker", key.Name)
 			if err != nil {
@@ -257,7 +261,7 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 			return fmt.Errorf("%s: %w", a.topic, err)
 		}
 		r.Metrics.noticePublished(ro.Namespace, fleetName, action)
-		s.State.Published(s.Topics, m.Topic, m.Payload, now)
+		s.Published(m.Topic, m.Payload, now)
 		return nil
 	})
 }
@@ -319,7 +323,7 @@ func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.
 			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 		}
 		var actions []noticeAction
-		for topic, n := range s.State.Notices() {
+		for topic, n := range s.State().Notices() {
 			if n.RolloutUID == string(ro.UID) {
 				actions = append(actions, noticeAction{topic: topic, withdraw: true})
 			}

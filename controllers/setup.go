@@ -38,7 +38,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("herald")
-	if err := (&DeviceFleetReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder}).SetupWithManager(mgr); err != nil {
+	fleets := &DeviceFleetReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Sessions: sessions, Recorder: recorder}
+	if err := fleets.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
 	return (&FirmwareRolloutReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder, Metrics: metrics}).SetupWithManager(ctx, mgr)

@@ -40,6 +40,12 @@ type SubscribeRequest struct {
 	// ID is the v5 subscription identifier (1–268,435,455; 0 for none).
 	ID             uint32
 	UserProperties []UserProperty
+	// NoRenew leaves the subscription out of those the client renews on a
+	// new connection whose server kept no session: the caller subscribes
+	// again itself, from OnConnect or later. For callers that must act
+	// before a server replays retained messages, which a renewal would
+	// start at once.
+	NoRenew bool
 }
 
 // subscribeRecord remembers a successful SUBSCRIBE to repeat it when a
@@ -120,7 +126,9 @@ func (c *Client) SubscribeWith(ctx context.Context, req SubscribeRequest) ([]Rea
 	if len(kept.Subscriptions) > 0 {
 		c.mu.Lock()
 		c.forgetFilters(kept.Subscriptions)
-		c.subs = append(c.subs, &subscribeRecord{req: kept})
+		if !req.NoRenew {
+			c.subs = append(c.subs, &subscribeRecord{req: kept})
+		}
 		c.mu.Unlock()
 	}
 	if refused != nil {

@@ -18,6 +18,9 @@ const (
 	ConditionPaused = "Paused"
 	// ConditionDegraded is True when failures tripped the failure policy.
 	ConditionDegraded = "Degraded"
+	// ConditionDeviceLimitReached is True when a fleet has more devices on
+	// its broker than spec.maxDevices lets Herald track.
+	ConditionDeviceLimitReached = "DeviceLimitReached"
 )
 
 // Condition reasons shared by both kinds.
@@ -38,6 +41,24 @@ const (
 	ReasonFleetNotReady = "FleetNotReady"
 	// ReasonInvalidSpec means the spec cannot be acted on (e.g. a bad selector).
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonResyncing means the fleet's device state is being rebuilt from
+	// the broker's retained messages after a (re)connect.
+	ReasonResyncing = "Resyncing"
+	// ReasonReplayIncomplete means the broker cut the retained replay short
+	// (it dropped messages it could not queue); the message names the
+	// broker setting to change.
+	ReasonReplayIncomplete = "ReplayIncomplete"
+	// ReasonSyncRefused means the broker refused the sync markers or the
+	// subscriptions Herald needs (an ACL, or retained messages disabled).
+	ReasonSyncRefused = "SyncRefused"
+	// ReasonClientIDConflict means another DeviceFleet uses the same MQTT
+	// client ID on the same broker; brokers allow one connection per ID.
+	ReasonClientIDConflict = "ClientIDConflict"
+	// ReasonDeviceLimitReached means more devices publish under the fleet's
+	// topic root than spec.maxDevices allows; the rest are ignored.
+	ReasonDeviceLimitReached = "DeviceLimitReached"
+	// ReasonWithinDeviceLimit means every device on the broker is tracked.
+	ReasonWithinDeviceLimit = "WithinDeviceLimit"
 )
 
 // Rollout condition reasons.

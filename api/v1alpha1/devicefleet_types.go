@@ -40,6 +40,25 @@ type DeviceFleetSpec struct {
 	// +optional
 	// +kubebuilder:default="60s"
 	OfflineGracePeriod *metav1.Duration `json:"offlineGracePeriod,omitempty"`
+
+	// MaxDevices caps how many devices Herald tracks for this fleet, which
+	// bounds the operator's memory whatever publishes under the topic root.
+	// Messages about further devices are ignored and counted, and the
+	// DeviceLimitReached condition turns True. About 250 bytes per device.
+	// +optional
+	// +kubebuilder:default=250000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	MaxDevices *int32 `json:"maxDevices,omitempty"`
+
+	// ResyncInterval is how often Herald rebuilds the fleet's state from
+	// the broker's retained messages while connected, repairing anything
+	// the live stream lost (the broker dropping messages under load). It
+	// always rebuilds after a (re)connect. "0s" turns the periodic rebuild off.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1m')",message="resyncInterval must be 0s (off) or at least 1m: each rebuild replays every retained message of the fleet"
+	ResyncInterval *metav1.Duration `json:"resyncInterval,omitempty"`
 }
 
 // BrokerSpec is an MQTT broker endpoint and the session Herald keeps with it.
@@ -59,7 +78,9 @@ type BrokerSpec struct {
 	ProtocolVersion ProtocolVersion `json:"protocolVersion,omitempty"`
 
 	// ClientID is the MQTT client identifier. Defaults to
-	// "herald-<namespace>-<name>".
+	// "herald-<namespace>-<name>-<hash>", unique per fleet. Two fleets that
+	// set the same ID on the same broker would knock each other off, so
+	// the newer one is refused (ClientIDConflict).
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^[0-9A-Za-z._-]*$`
@@ -129,7 +150,7 @@ type DeviceFleetStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Reconciling, Stalled, BrokerConnected.
+	// Conditions: Ready, Reconciling, Stalled, BrokerConnected, DeviceLimitReached.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -153,6 +174,17 @@ type DeviceFleetStatus struct {
 	// named an invalid device, since the operator connected.
 	// +optional
 	MalformedMessages int64 `json:"malformedMessages,omitempty"`
+
+	// IgnoredDeviceMessages is how many device messages were ignored because the
+	// fleet is at spec.maxDevices, in the current picture of the fleet.
+	// +optional
+	IgnoredDeviceMessages int64 `json:"ignoredDeviceMessages,omitempty"`
+
+	// ResyncRepairs counts device and notice records that periodic
+	// rebuilds found the live stream had missed (messages the broker
+	// dropped), since the operator connected.
+	// +optional
+	ResyncRepairs int64 `json:"resyncRepairs,omitempty"`
 
 	// LastSyncTime is when the device state was last rebuilt from the broker.
 	// +optional

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/heraldiot/herald/protocol"
@@ -11,8 +12,12 @@ type Result struct {
 	// Changed is set when the state changed.
 	Changed bool
 	// Malformed is set when the message could not be used; it was counted
-	// and changed nothing else.
+	// and changed nothing else. Err says why.
 	Malformed bool
+	Err       error
+	// OverLimit is set when the message named a new device while the
+	// fleet was at its device cap; it changed nothing.
+	OverLimit bool
 	// Status is the state a device reported, for a valid status message.
 	Status protocol.State
 }
@@ -32,43 +37,48 @@ func (s *State) Published(topics protocol.Topics, topic string, payload []byte, 
 func (s *State) Apply(topics protocol.Topics, topic string, payload []byte, now time.Time) Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lastStatus = ""
-	changed, ok := s.apply(topics, topic, payload, now)
-	res := Result{Changed: changed, Status: s.lastStatus}
-	if !ok {
+	res := s.apply(topics, topic, payload, now)
+	if res.Err != nil {
 		s.malformed++
-		res = Result{Changed: true, Malformed: true}
+		res = Result{Changed: true, Malformed: true, Err: res.Err}
 	}
 	return res
 }
 
-func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now time.Time) (changed, ok bool) {
+// apply changes the state for one message. Every payload is parsed before
+// anything is stored, so a message that does not parse leaves no trace
+// but the malformed count.
+func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now time.Time) Result {
 	if model, _, isGroup, err := topics.ParseGroupNoticeTopic(topic); isGroup {
-		if err != nil || model == "" {
-			return false, false
+		if err == nil && model == "" {
+			err = fmt.Errorf("%w: group notice without a model", protocol.ErrTopic)
+		}
+		if err != nil {
+			return Result{Err: err}
 		}
 		return s.applyNotice(topic, payload, now)
 	}
 	id, kind, err := topics.ParseDeviceTopic(topic)
 	if err != nil {
-		return false, false
+		return Result{Err: err}
 	}
 	withdrawn := protocol.IsWithdrawal(payload)
+	if withdrawn && kind != protocol.TopicNotice {
+		return s.withdraw(id, kind)
+	}
 	switch kind {
 	case protocol.TopicPresence:
-		d := s.device(id)
-		if withdrawn {
-			d.SeenPresence, d.Online, d.OfflineSince = false, false, 0
-			s.forgetIfEmpty(d)
-			return true, true
-		}
 		p, err := protocol.ParsePresence(payload)
 		if err != nil {
-			return false, false
+			return Result{Err: err}
+		}
+		d := s.device(id)
+		if d == nil {
+			return Result{OverLimit: true}
 		}
 		online := p.State == protocol.PresenceOnline
 		if d.SeenPresence && d.Online == online {
-			return false, true
+			return Result{}
 		}
 		d.SeenPresence, d.Online = true, online
 		if online {
@@ -76,69 +86,88 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		} else {
 			d.OfflineSince = now.Unix()
 		}
-		return true, true
+		return Result{Changed: true}
 	case protocol.TopicInventory:
-		d := s.device(id)
-		if withdrawn {
-			d.HasInventory = false
-			s.forgetIfEmpty(d)
-			return true, true
-		}
 		inv, err := protocol.ParseInventory(payload)
-		if err != nil || inv.DeviceID != id {
-			return false, false
+		if err != nil {
+			return Result{Err: err}
+		}
+		if inv.DeviceID != id {
+			return Result{Err: fmt.Errorf("inventory: deviceId %q differs from the topic's %q", inv.DeviceID, id)}
+		}
+		d := s.device(id)
+		if d == nil {
+			return Result{OverLimit: true}
 		}
 		d.HasInventory = true
 		d.Model = s.intern(inv.Model)
 		d.FirmwareVersion = s.intern(inv.FirmwareVersion)
 		d.HardwareRevision = s.intern(inv.HardwareRevision)
 		d.Labels = s.internLabels(inv.Labels)
-		return true, true
+		return Result{Changed: true}
 	case protocol.TopicStatus:
-		d := s.device(id)
-		if withdrawn {
-			d.StatusRollout, d.StatusState, d.StatusReason, d.StatusTime = "", "", "", 0
-			s.forgetIfEmpty(d)
-			return true, true
-		}
 		st, err := protocol.ParseStatus(payload)
 		if err != nil {
-			return false, false
+			return Result{Err: err}
+		}
+		d := s.device(id)
+		if d == nil {
+			return Result{OverLimit: true}
 		}
 		d.StatusRollout = s.intern(st.RolloutUID)
 		d.StatusState = st.State
-		s.lastStatus = st.State
-		d.StatusReason = s.intern(st.Reason)
+		// Reasons are free-form: each device keeps its own, and it goes
+		// with the device's next report.
+		d.StatusReason = st.Reason
 		d.StatusTime = st.Time.Unix()
 		if d.StatusTime <= 0 {
 			d.StatusTime = now.Unix()
 		}
-		return true, true
+		return Result{Changed: true, Status: st.State}
 	case protocol.TopicNotice:
 		return s.applyNotice(topic, payload, now)
 	}
-	return false, false
+	return Result{Err: fmt.Errorf("%w: %q is not a topic Herald reads", protocol.ErrTopic, topic)}
 }
 
-func (s *State) applyNotice(topic string, payload []byte, now time.Time) (changed, ok bool) {
+// withdraw applies an empty retained message on a device topic: the
+// broker no longer holds that part of the device.
+func (s *State) withdraw(id string, kind protocol.TopicKind) Result {
+	d := s.devices[id]
+	if d == nil {
+		return Result{}
+	}
+	switch kind {
+	case protocol.TopicPresence:
+		d.SeenPresence, d.Online, d.OfflineSince = false, false, 0
+	case protocol.TopicInventory:
+		d.HasInventory = false
+	case protocol.TopicStatus:
+		d.StatusRollout, d.StatusState, d.StatusReason, d.StatusTime = "", "", "", 0
+	}
+	s.forgetIfEmpty(d)
+	return Result{Changed: true}
+}
+
+func (s *State) applyNotice(topic string, payload []byte, now time.Time) Result {
 	if protocol.IsWithdrawal(payload) {
 		_, had := s.notices[topic]
 		delete(s.notices, topic)
-		return had, true
+		return Result{Changed: had}
 	}
 	n, err := protocol.ParseNotice(payload)
 	if err != nil {
-		return false, false
+		return Result{Err: err}
 	}
 	if n.Action != protocol.ActionUpdate {
 		// Cancel notices are not retained; nothing to track.
-		return false, true
+		return Result{}
 	}
 	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt, SeenAt: now}
 	if old, had := s.notices[topic]; had && old.RolloutUID == ref.RolloutUID && old.IssuedAt.Equal(ref.IssuedAt) {
 		// The broker echoing our own publish back, or a replay.
-		return false, true
+		return Result{}
 	}
 	s.notices[topic] = ref
-	return true, true
+	return Result{Changed: true}
 }

@@ -52,7 +52,7 @@ func BenchmarkStateMemoryPerDevice(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		s := NewState()
+		s := NewState(Limits{})
 		for i := range msgs {
 			s.Apply(topics, msgs[i].Topic, msgs[i].Payload, now)
 		}
@@ -98,12 +98,12 @@ func BenchmarkRebuild100k(b *testing.B) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if sum := s.State.Summarize(); sum.Known != benchDevices {
+		if sum := s.Summarize(); sum.Known != benchDevices {
 			b.Logf("client stats %+v", s.client.Stats())
 			b.Logf("broker log: %s", broker.Log())
 			b.Fatalf("rebuilt %d devices, want %d", sum.Known, benchDevices)
 		}
-		s.stop()
+		s.stop(false)
 	}
 	b.ReportMetric(rebuild.Seconds(), "rebuild-s")
 }

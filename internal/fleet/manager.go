@@ -65,7 +65,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.sessions = map[types.NamespacedName]*Session{}
 	m.mu.Unlock()
 	for _, s := range sessions {
-		s.stop()
+		s.stop(false)
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func (m *Manager) Ensure(key types.NamespacedName, cfg Config) (*Session, error)
 			return s, nil
 		}
 		m.log.Info("broker settings changed; reconnecting", "fleet", key.String())
-		go s.stop()
+		go s.stop(s.cfg.ClientID != cfg.ClientID)
 		delete(m.sessions, key)
 	}
 	s, err := newSession(key, cfg, m.hooks, m.log.WithValues("fleet", key.String()), func() { m.notify(key) })
@@ -105,14 +105,14 @@ func (m *Manager) Get(key types.NamespacedName) *Session {
 	return m.sessions[key]
 }
 
-// Remove stops and forgets the session for key.
+// Remove stops and forgets the session for key, whose fleet is gone.
 func (m *Manager) Remove(key types.NamespacedName) {
 	m.mu.Lock()
 	s := m.sessions[key]
 	delete(m.sessions, key)
 	m.mu.Unlock()
 	if s != nil {
-		s.stop()
+		s.stop(true)
 	}
 }
 

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,17 @@ type Device struct {
 	Cohort uint8
 }
 
+// sameRecord reports whether d and o hold the same broker state. When a
+// device went offline is this process's observation, not broker state, so
+// it is left out.
+func (d *Device) sameRecord(o *Device) bool {
+	return d.Model == o.Model && d.FirmwareVersion == o.FirmwareVersion &&
+		d.HardwareRevision == o.HardwareRevision && maps.Equal(d.Labels, o.Labels) &&
+		d.HasInventory == o.HasInventory && d.Online == o.Online && d.SeenPresence == o.SeenPresence &&
+		d.StatusRollout == o.StatusRollout && d.StatusState == o.StatusState &&
+		d.StatusReason == o.StatusReason && d.StatusTime == o.StatusTime
+}
+
 // NoticeRef is a retained notice on the broker, by topic.
 type NoticeRef struct {
 	RolloutUID string
@@ -44,21 +56,47 @@ type NoticeRef struct {
 	SeenAt time.Time
 }
 
+// Limits bound what a State holds, whatever devices publish.
+type Limits struct {
+	// MaxDevices is how many devices are tracked. Messages about further
+	// device IDs are counted and change nothing. 0 means DefaultMaxDevices.
+	MaxDevices int
+}
+
+// DefaultMaxDevices is the device cap when a fleet sets none.
+const DefaultMaxDevices = 250_000
+
+// Interning shares strings between devices. The tables are bounded, so
+// devices that publish ever new values (hostile or broken ones) cannot grow
+// them without end: once full, new values are kept by the device alone and
+// go when the device's record changes. A re-sync starts with empty tables.
+const (
+	maxInterned  = 1 << 14
+	maxLabelSets = 1 << 12
+)
+
 // State is a fleet's devices and retained notices. It is safe for
 // concurrent use: the session writes, reconcilers read snapshots.
 type State struct {
-	mu         sync.RWMutex
-	devices    map[string]*Device
-	notices    map[string]NoticeRef
-	strings    map[string]string
-	labelSets  map[string]map[string]string
-	malformed  int64
-	lastStatus protocol.State // set by apply for a valid status; read by Apply
+	limits Limits
+
+	mu        sync.RWMutex
+	devices   map[string]*Device
+	notices   map[string]NoticeRef
+	strings   map[string]string
+	labelSets map[string]map[string]string
+	malformed int64
+	// overLimit counts messages about devices beyond the cap.
+	overLimit int64
 }
 
 // NewState returns an empty state.
-func NewState() *State {
+func NewState(l Limits) *State {
+	if l.MaxDevices <= 0 {
+		l.MaxDevices = DefaultMaxDevices
+	}
 	return &State{
+		limits:    l,
 		devices:   make(map[string]*Device),
 		notices:   make(map[string]NoticeRef),
 		strings:   make(map[string]string),
@@ -73,7 +111,9 @@ func (s *State) intern(v string) string {
 	if iv, ok := s.strings[v]; ok {
 		return iv
 	}
-	s.strings[v] = v
+	if len(s.strings) < maxInterned {
+		s.strings[v] = v
+	}
 	return v
 }
 
@@ -101,13 +141,22 @@ func (s *State) internLabels(l map[string]string) map[string]string {
 	for k, v := range l {
 		set[s.intern(k)] = s.intern(v)
 	}
-	s.labelSets[key] = set
+	if len(s.labelSets) < maxLabelSets {
+		s.labelSets[key] = set
+	}
 	return set
 }
 
+// device returns the device with id, adding it unless the fleet is at its
+// cap; nil means the message is to be ignored. Callers parse the payload
+// first, so a message that does not parse leaves no trace.
 func (s *State) device(id string) *Device {
 	d := s.devices[id]
 	if d == nil {
+		if len(s.devices) >= s.limits.MaxDevices {
+			s.overLimit++
+			return nil
+		}
 		d = &Device{ID: id, Cohort: uint8(protocol.Cohort(id))}
 		s.devices[id] = d
 	}
@@ -137,13 +186,24 @@ type Summary struct {
 	Known, Online, Offline int
 	Versions, Models       map[string]int
 	Malformed              int64
+	// Tracked counts every device the state holds, with or without
+	// inventory; MaxDevices is its cap, and OverLimit counts the messages
+	// ignored because the cap was reached.
+	Tracked, MaxDevices int
+	OverLimit           int64
 }
+
+// LimitReached reports whether devices were ignored because of the cap.
+func (s Summary) LimitReached() bool { return s.OverLimit > 0 }
 
 // Summarize counts devices with inventory.
 func (s *State) Summarize() Summary {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sum := Summary{Versions: map[string]int{}, Models: map[string]int{}, Malformed: s.malformed}
+	sum := Summary{
+		Versions: map[string]int{}, Models: map[string]int{}, Malformed: s.malformed,
+		Tracked: len(s.devices), MaxDevices: s.limits.MaxDevices, OverLimit: s.overLimit,
+	}
 	for _, d := range s.devices {
 		if !d.HasInventory {
 			continue
@@ -167,5 +227,61 @@ func (s *State) Each(fn func(*Device)) {
 	defer s.mu.RUnlock()
 	for _, d := range s.devices {
 		fn(d)
+	}
+}
+
+// differences counts the devices and notices whose broker state differs
+// between s and o.
+func (s *State) differences(o *State) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	n := 0
+	for id, d := range s.devices {
+		if od, ok := o.devices[id]; !ok || !d.sameRecord(od) {
+			n++
+		}
+	}
+	for id := range o.devices {
+		if _, ok := s.devices[id]; !ok {
+			n++
+		}
+	}
+	for topic, ref := range s.notices {
+		if or, ok := o.notices[topic]; !ok || or.RolloutUID != ref.RolloutUID || !or.IssuedAt.Equal(ref.IssuedAt) {
+			n++
+		}
+	}
+	for topic := range o.notices {
+		if _, ok := s.notices[topic]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// carryOver keeps what this process observed before s was rebuilt, where
+// it still describes the same broker state: when an offline device was
+// first seen offline, and when a notice was first seen. A rebuilt state
+// would otherwise restart every offline grace period and make retained
+// notices look younger than they are.
+func (s *State) carryOver(old *State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old.mu.RLock()
+	defer old.mu.RUnlock()
+	for id, d := range s.devices {
+		od, ok := old.devices[id]
+		if ok && !d.Online && !od.Online && od.OfflineSince != 0 && (d.OfflineSince == 0 || od.OfflineSince < d.OfflineSince) {
+			d.OfflineSince = od.OfflineSince
+		}
+	}
+	for topic, ref := range s.notices {
+		or, ok := old.notices[topic]
+		if ok && or.RolloutUID == ref.RolloutUID && or.IssuedAt.Equal(ref.IssuedAt) && or.SeenAt.Before(ref.SeenAt) {
+			ref.SeenAt = or.SeenAt
+			s.notices[topic] = ref
+		}
 	}
 }

@@ -1,0 +1,190 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldiot/herald/protocol"
+)
+
+func mustTopics(t testing.TB, root string) protocol.Topics {
+	t.Helper()
+	topics, err := protocol.NewTopics(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topics
+}
+
+func statusPayload(t testing.TB, uid, reason string, state protocol.State) []byte {
+	t.Helper()
+	b, err := protocol.MarshalStatus(&protocol.Status{RolloutUID: uid, Rollout: "ns/r", TargetVersion: "2.0.0", State: state, Reason: reason})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// heapAfterGC is the live heap, measured after a collection.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestMalformedMessagesLeaveNoState: messages that do not parse, on ever
+// new device IDs, are counted and create nothing.
+func TestMalformedMessagesLeaveNoState(t *testing.T) {
+	topics := mustTopics(t, "hostile")
+	s := NewState(Limits{})
+	now := time.Now()
+	payloads := map[protocol.TopicKind][]byte{
+		protocol.TopicPresence:  []byte(`{"v":1,"state":"sideways"}`),
+		protocol.TopicInventory: []byte(`not json`),
+		protocol.TopicStatus:    []byte(`{"v":2}`),
+	}
+	for kind, p := range payloads {
+		for i := range 1000 {
+			id := fmt.Sprintf("fake-%d-%d", kind, i)
+			var topic string
+			switch kind {
+			case protocol.TopicPresence:
+				topic = topics.Presence(id)
+			case protocol.TopicInventory:
+				topic = topics.Inventory(id)
+			default:
+				topic = topics.Status(id)
+			}
+			res := s.Apply(topics, topic, p, now)
+			if !res.Malformed || res.Err == nil {
+				t.Fatalf("%s: %+v, want malformed with a reason", topic, res)
+			}
+		}
+	}
+	// An inventory naming another device than its topic is malformed too.
+	inv, err := protocol.MarshalInventory(&protocol.Inventory{DeviceID: "someone-else", Model: "m", HardwareRevision: "r1", FirmwareVersion: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := s.Apply(topics, topics.Inventory("me"), inv, now); !res.Malformed || !strings.Contains(res.Err.Error(), "someone-else") {
+		t.Fatalf("mismatched inventory: %+v", res)
+	}
+	if sum := s.Summarize(); sum.Tracked != 0 {
+		t.Fatalf("malformed messages left %d devices", sum.Tracked)
+	}
+}
+
+// TestHostileDevicesMemoryBound: 100,000 malformed messages on unique
+// device IDs and 100,000 unique reasons and rollout UIDs from one device
+// leave the state within a stated bound (1 MiB above a state with that one
+// device), where interning every value once grew it by tens of MiB.
+func TestHostileDevicesMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a few hundred MB in total")
+	}
+	topics := mustTopics(t, "hostile")
+	now := time.Now()
+	s := NewState(Limits{})
+	s.Apply(topics, topics.Status("dev-1"), statusPayload(t, "uid-0", "first", protocol.StateFailed), now)
+	base := heapAfterGC()
+	bad := []byte(`{"v":1,"state":42}`)
+	for i := range 100_000 {
+		s.Apply(topics, topics.Presence(fmt.Sprintf("fake-%07d", i)), bad, now)
+	}
+	for i := range 100_000 {
+		reason, uid := fmt.Sprintf("reason-%057d", i), fmt.Sprintf("uid-%060d", i)
+		s.Apply(topics, topics.Status("dev-1"), statusPayload(t, uid, reason, protocol.StateFailed), now)
+	}
+	grown := int64(heapAfterGC()) - int64(base)
+	const bound = 1 << 20
+	// The interning tables may fill up to their caps: maxInterned
+	// strings of at most 64 bytes, plus map overhead.
+	limit := int64(bound + maxInterned*(64+64))
+	if grown > limit {
+		t.Fatalf("hostile traffic grew the state by %d bytes, bound %d", grown, limit)
+	}
+	if sum := s.Summarize(); sum.Tracked != 1 {
+		t.Fatalf("tracked %d devices, want 1", sum.Tracked)
+	}
+	if len(s.strings) > maxInterned || len(s.labelSets) > maxLabelSets {
+		t.Fatalf("intern tables hold %d strings, %d label sets; caps %d, %d", len(s.strings), len(s.labelSets), maxInterned, maxLabelSets)
+	}
+	t.Logf("state grew by %d bytes after 200,000 hostile messages", grown)
+	runtime.KeepAlive(s)
+}
+
+// TestDeviceCap: beyond MaxDevices new devices are ignored and counted;
+// known devices keep being updated, and a device that leaves frees a slot.
+func TestDeviceCap(t *testing.T) {
+	topics := mustTopics(t, "capped")
+	now := time.Now()
+	s := NewState(Limits{MaxDevices: 100})
+	pres := []byte(`{"v":1,"state":"online"}`)
+	for i := range 150 {
+		res := s.Apply(topics, topics.Presence(fmt.Sprintf("dev-%03d", i)), pres, now)
+		if want := i >= 100; res.OverLimit != want {
+			t.Fatalf("device %d: OverLimit=%v, want %v", i, res.OverLimit, want)
+		}
+	}
+	sum := s.Summarize()
+	if sum.Tracked != 100 || sum.OverLimit != 50 || !sum.LimitReached() || sum.MaxDevices != 100 {
+		t.Fatalf("summary %+v, want 100 tracked and 50 ignored of at most 100", sum)
+	}
+	if res := s.Apply(topics, topics.Status("dev-007"), statusPayload(t, "uid", "", protocol.StateAccepted), now); res.OverLimit || !res.Changed {
+		t.Fatalf("a tracked device's status was not applied: %+v", res)
+	}
+	s.Apply(topics, topics.Presence("dev-000"), nil, now)
+	if res := s.Apply(topics, topics.Presence("dev-149"), pres, now); res.OverLimit {
+		t.Fatal("a slot freed by a departed device was not reused")
+	}
+}
+
+// TestReasonsAreNotInterned: a device's reason goes with its next report.
+func TestReasonsAreNotInterned(t *testing.T) {
+	topics := mustTopics(t, "reasons")
+	s := NewState(Limits{})
+	for i := range 10 {
+		s.Apply(topics, topics.Status("dev-1"), statusPayload(t, "uid", fmt.Sprintf("reason-%d", i), protocol.StateFailed), time.Now())
+	}
+	for v := range s.strings {
+		if strings.HasPrefix(v, "reason-") {
+			t.Fatalf("reason %q was interned", v)
+		}
+	}
+}
+
+// TestDifferencesAndCarryOver: comparing a rebuilt state with the old one
+// counts records the old one missed, and keeps this process's
+// observations (offline since, notice first seen) where they still hold.
+func TestDifferencesAndCarryOver(t *testing.T) {
+	topics := mustTopics(t, "diff")
+	early, late := time.Unix(1000, 0), time.Unix(2000, 0)
+	offline := []byte(`{"v":1,"state":"offline"}`)
+	old, rebuilt := NewState(Limits{}), NewState(Limits{})
+	old.Apply(topics, topics.Presence("a"), offline, early)
+	rebuilt.Apply(topics, topics.Presence("a"), offline, late)
+	rebuilt.Apply(topics, topics.Status("b"), statusPayload(t, "uid", "", protocol.StateSucceeded), late)
+	if n := rebuilt.differences(old); n != 1 {
+		t.Fatalf("differences = %d, want 1 (device b)", n)
+	}
+	rebuilt.carryOver(old)
+	rebuilt.Each(func(d *Device) {
+		if d.ID == "a" && d.OfflineSince != early.Unix() {
+			t.Fatalf("offline since %d, want the earlier observation %d", d.OfflineSince, early.Unix())
+		}
+	})
+}
+
+func TestApplyReportsWhyAMessageIsMalformed(t *testing.T) {
+	topics := mustTopics(t, "why")
+	s := NewState(Limits{})
+	res := s.Apply(topics, "why/devices/bad id/presence", []byte(`{"v":1,"state":"online"}`), time.Now())
+	if !res.Malformed || !errors.Is(res.Err, protocol.ErrMalformed) {
+		t.Fatalf("%+v", res)
+	}
+}
