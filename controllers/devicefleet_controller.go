@@ -57,6 +57,7 @@ type DeviceFleetReconciler struct {
 	Secrets  client.Reader
 	Sessions *fleet.Manager
 	Recorder events.EventRecorder
+	Metrics  *Metrics
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 
@@ -131,6 +132,7 @@ func (r *DeviceFleetReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // forget stops the session of a fleet that is gone.
 func (r *DeviceFleetReconciler) forget(key types.NamespacedName) {
 	r.Sessions.Remove(key)
+	r.Metrics.forgetFleet(key)
 	r.mu.Lock()
 	delete(r.configs, key)
 	r.mu.Unlock()
@@ -254,6 +256,7 @@ func (r *DeviceFleetReconciler) summarise(f *v1.DeviceFleet, s *fleet.Session) {
 		setAbnormal(&f.Status.Conditions, f.Generation, v1.ConditionReconciling, true, c.Reason, c.Message)
 	}
 	sum := s.Summarize()
+	r.Metrics.observeFleet(client.ObjectKeyFromObject(f), up && synced, sum, s.Repairs())
 	r.deviceLimit(f, sum)
 	if n := s.Repairs(); n > f.Status.ResyncRepairs {
 		r.Recorder.Eventf(f, nil, corev1.EventTypeWarning, "ResyncRepaired", "Resync",

@@ -20,6 +20,11 @@ type Metrics struct {
 	acks            *prometheus.CounterVec
 	malformed       *prometheus.CounterVec
 	brokerConnected *prometheus.GaugeVec
+	fleetSynced     *prometheus.GaugeVec
+	devicesTracked  *prometheus.GaugeVec
+	deviceLimit     *prometheus.GaugeVec
+	ignoredMessages *prometheus.GaugeVec
+	resyncRepairs   *prometheus.GaugeVec
 
 	// Each fleet's MQTT client exports its own counters (packets by type,
 	// reconnects, in-flight, handler queue) while its session runs.
@@ -53,8 +58,29 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "herald_broker_connected",
 			Help: "1 while a fleet's broker connection is up.",
 		}, []string{"namespace", "fleet"}),
+		fleetSynced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_fleet_synced",
+			Help: "1 while a fleet's device state is rebuilt from a complete retained replay on the current connection.",
+		}, []string{"namespace", "fleet"}),
+		devicesTracked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_fleet_devices_tracked",
+			Help: "Devices a fleet's state holds, with or without inventory.",
+		}, []string{"namespace", "fleet"}),
+		deviceLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_fleet_device_limit_reached",
+			Help: "1 while a fleet has more devices on its broker than spec.maxDevices lets Herald track.",
+		}, []string{"namespace", "fleet"}),
+		ignoredMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_fleet_ignored_device_messages",
+			Help: "Messages about devices beyond spec.maxDevices in a fleet's current state.",
+		}, []string{"namespace", "fleet"}),
+		resyncRepairs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_fleet_resync_repairs",
+			Help: "Device and notice records periodic re-syncs found the live stream had missed (broker drops), since the fleet's session started.",
+		}, []string{"namespace", "fleet"}),
 	}
-	for _, c := range []prometheus.Collector{m.rolloutDevices, m.notices, m.acks, m.malformed, m.brokerConnected} {
+	for _, c := range []prometheus.Collector{m.rolloutDevices, m.notices, m.acks, m.malformed, m.brokerConnected,
+		m.fleetSynced, m.devicesTracked, m.deviceLimit, m.ignoredMessages, m.resyncRepairs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -99,6 +125,35 @@ func (m *Metrics) fleetClient(f types.NamespacedName, c *mqtt.Client, running bo
 	col := mqttprom.NewCollector(c, prometheus.Labels{"namespace": f.Namespace, "fleet": f.Name})
 	if err := m.reg.Register(col); err == nil {
 		m.clients[f] = col
+	}
+}
+
+// observeFleet exports a fleet's picture: synced, devices tracked, the
+// device cap and re-sync repairs.
+func (m *Metrics) observeFleet(f types.NamespacedName, synced bool, sum fleet.Summary, repairs int64) {
+	if m == nil {
+		return
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	m.fleetSynced.WithLabelValues(f.Namespace, f.Name).Set(b(synced))
+	m.devicesTracked.WithLabelValues(f.Namespace, f.Name).Set(float64(sum.Tracked))
+	m.deviceLimit.WithLabelValues(f.Namespace, f.Name).Set(b(sum.LimitReached()))
+	m.ignoredMessages.WithLabelValues(f.Namespace, f.Name).Set(float64(sum.OverLimit))
+	m.resyncRepairs.WithLabelValues(f.Namespace, f.Name).Set(float64(repairs))
+}
+
+// forgetFleet drops a deleted fleet's series.
+func (m *Metrics) forgetFleet(f types.NamespacedName) {
+	if m == nil {
+		return
+	}
+	for _, v := range []*prometheus.GaugeVec{m.fleetSynced, m.devicesTracked, m.deviceLimit, m.ignoredMessages, m.resyncRepairs, m.brokerConnected} {
+		v.DeleteLabelValues(f.Namespace, f.Name)
 	}
 }
 

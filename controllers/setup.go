@@ -38,7 +38,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("herald")
-	fleets := &DeviceFleetReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Sessions: sessions, Recorder: recorder}
+	fleets := &DeviceFleetReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Sessions: sessions, Recorder: recorder, Metrics: metrics}
 	if err := fleets.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}

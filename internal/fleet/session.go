@@ -64,6 +64,14 @@ const (
 	maxPacketSize = protocol.MaxPayloadSize + 4096
 	// malformedLogInterval rate-limits the log line for malformed messages.
 	malformedLogInterval = 5 * time.Second
+	// overrunMargin: a handler queue this close to receiveMaximum means
+	// the broker may be queueing for Herald beyond the window, and a
+	// broker whose queue is full drops messages (mosquitto does).
+	overrunMargin = 64
+	// overrunResyncSpacing is the least time between two rebuilds that an
+	// overrun asks for, so that sustained overload does not turn into
+	// back-to-back replays.
+	overrunResyncSpacing = time.Minute
 )
 
 // Session is a fleet's MQTT connection and the state it feeds.
@@ -114,6 +122,19 @@ type Session struct {
 	// Owned by the handler goroutine alone.
 	malformedLoggedAt time.Time
 	malformedUnlogged int
+	sinceQueueCheck   int
+
+	// overrun is set when the live stream filled the window: messages may
+	// have been dropped by the broker, so a verifying rebuild follows once
+	// the stream has drained. lastVerify is when the last one started.
+	overrun       atomic.Bool
+	lastVerify    atomic.Int64
+	resyncSpacing time.Duration
+	// throttle, when set, runs before each message is handled (tests: a
+	// slow operator); dropLive, when set, drops live messages it names
+	// (tests: a broker dropping messages). Set before the stream starts.
+	throttle func()
+	dropLive func(topic string) bool
 
 	// mu guards these, and orders syncedAt's changes with epoch's.
 	mu      sync.Mutex
@@ -175,6 +196,8 @@ func newSession(key types.NamespacedName, cfg Config, hooks Hooks, log logr.Logg
 		endTopic:    markers + "/end",
 		connects:    make(chan struct{}, 1),
 		resyncNow:   make(chan struct{}, 1),
+
+		resyncSpacing: overrunResyncSpacing,
 	}
 	s.state.Store(NewState(s.limits()))
 	return s, nil
@@ -193,15 +216,17 @@ func (s *Session) start(eventInterval time.Duration) {
 		// connect, so no broker session is kept: a session would make the
 		// broker queue live traffic for Herald while it is away, which the
 		// rebuild replaces anyway.
-		ClientID:          s.cfg.ClientID,
-		CleanStart:        true,
-		KeepAlive:         s.cfg.KeepAlive,
-		Username:          s.cfg.Username,
-		Password:          s.cfg.Password,
-		TLSConfig:         s.cfg.TLS,
-		Logger:            s.log.WithName("mqtt"),
-		Backoff:           mqtt.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
-		HandlerQueue:      receiveMaximum,
+		ClientID:   s.cfg.ClientID,
+		CleanStart: true,
+		KeepAlive:  s.cfg.KeepAlive,
+		Username:   s.cfg.Username,
+		Password:   s.cfg.Password,
+		TLSConfig:  s.cfg.TLS,
+		Logger:     s.log.WithName("mqtt"),
+		Backoff:    mqtt.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second},
+		// Room above the window for brokers that overshoot it by a few
+		// (mosquitto does; see mqtt.Options.StrictReceiveMaximum).
+		HandlerQueue:      receiveMaximum + receiveMaximum/8,
 		ReceiveMaximum:    receiveMaximum,
 		MaximumPacketSize: maxPacketSize,
 		DefaultHandler:    s.handle,
@@ -261,6 +286,9 @@ func (s *Session) run(ctx context.Context) {
 		}
 		if verify && !s.isSynced() {
 			continue // the sync after the connect is still to come
+		}
+		if verify {
+			s.lastVerify.Store(time.Now().UnixNano())
 		}
 		s.rebuild(ctx, verify)
 	}
@@ -450,7 +478,6 @@ func (s *Session) finishSync(epoch int64, verify bool) bool {
 	s.syncedAt.Store(time.Now().UnixNano())
 	s.mu.Unlock()
 	if verify && repaired > 0 {
-		s.repairs.Add(int64(repaired))
 		s.log.Info("a re-sync found device records the live stream had missed; the broker dropped messages to Herald (see docs/operator.md, broker settings)", "records", repaired)
 	}
 	s.changed()
@@ -475,6 +502,9 @@ func (s *Session) currentEpoch() int64 {
 // handle applies one message. It runs on the client's dispatcher, one
 // message at a time, in the order the broker sent them.
 func (s *Session) handle(m *mqtt.Message) {
+	if s.throttle != nil {
+		s.throttle()
+	}
 	now := time.Now()
 	s.lastMsg.Store(now.UnixNano())
 	if m.Topic == s.beginTopic || m.Topic == s.endTopic {
@@ -482,17 +512,26 @@ func (s *Session) handle(m *mqtt.Message) {
 		return
 	}
 	s.rmu.Lock()
-	building, verify := s.replay.building, s.replay.verify
+	building, verify, replaying := s.replay.building, s.replay.verify, s.replay.nonce != ""
 	if building != nil {
 		s.replay.applied++
 	}
 	s.rmu.Unlock()
+	if !replaying {
+		s.watchWindow()
+		if s.dropLive != nil && s.dropLive(m.Topic) {
+			return
+		}
+	}
 	var res Result
 	switch {
 	case building == nil:
 		res = s.state.Load().Apply(s.Topics, m.Topic, m.Payload, now)
-	case verify:
-		// The current state keeps serving during a verifying rebuild.
+	case verify && !m.Retain:
+		// The current state keeps serving during a verifying rebuild and
+		// takes live messages; the replay's (retained: sent for the new
+		// subscription) go to the new state alone, which the two are then
+		// compared by.
 		s.state.Load().Apply(s.Topics, m.Topic, m.Payload, now)
 		res = building.Apply(s.Topics, m.Topic, m.Payload, now)
 	default:
@@ -507,6 +546,21 @@ func (s *Session) handle(m *mqtt.Message) {
 	}
 	if s.hooks.Message != nil {
 		s.hooks.Message(s.key, res)
+	}
+}
+
+// watchWindow notes when the live stream comes close to filling the
+// window of unacknowledged messages: only then can a broker that respects
+// it be queueing for Herald, and only a full queue drops messages. It
+// checks every 32nd message; a window that fills stays full for longer.
+func (s *Session) watchWindow() {
+	s.sinceQueueCheck++
+	if s.sinceQueueCheck < 32 {
+		return
+	}
+	s.sinceQueueCheck = 0
+	if s.client.Stats().Queued >= receiveMaximum-overrunMargin {
+		s.overrun.Store(true)
 	}
 }
 
@@ -532,6 +586,7 @@ func (s *Session) marker(begin bool, value string) {
 	old := s.state.Load()
 	if r.verify {
 		r.repaired = r.building.differences(old)
+		s.repairs.Add(int64(r.repaired))
 	}
 	r.building.carryOver(old)
 	s.state.Store(r.building)
@@ -565,12 +620,26 @@ func (s *Session) notifyLoop(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			if s.dirty.Swap(false) {
 				s.changed()
 			}
+			s.resyncAfterOverrun(now)
 		}
 	}
+}
+
+// resyncAfterOverrun asks for a verifying rebuild once a stream that
+// filled the window has drained, to repair what the broker may have
+// dropped meanwhile.
+func (s *Session) resyncAfterOverrun(now time.Time) {
+	if !s.overrun.Load() || !s.isSynced() || s.client.Stats().Queued > 0 ||
+		now.Sub(time.Unix(0, s.lastVerify.Load())) < s.resyncSpacing {
+		return
+	}
+	s.overrun.Store(false)
+	s.log.Info("the device stream filled Herald's receive window, so the broker may have dropped messages; re-syncing to repair them")
+	s.Resync()
 }
 
 func (s *Session) setConnected(up bool, err error) {
