@@ -39,8 +39,9 @@ func (f *muxFleet) messagesFor(id, uid, version string) []mqtt.Message {
 		{Topic: f.topics.Inventory(id), Payload: inv, Retain: true, QoS: 1}}
 }
 
-// publish sends msgs pipelined over the fleet's connections.
-func (f *muxFleet) publish(ctx context.Context, msgs []mqtt.Message) error {
+// publish sends each device's messages in order, as the device would,
+// and different devices' messages pipelined over the fleet's connections.
+func (f *muxFleet) publish(ctx context.Context, devices [][]mqtt.Message) error {
 	const perConn = 32
 	var wg sync.WaitGroup
 	errs := make(chan error, len(f.clients)*perConn)
@@ -50,12 +51,14 @@ func (f *muxFleet) publish(ctx context.Context, msgs []mqtt.Message) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(msgs); i += workers {
-				if err := c.Publish(ctx, &msgs[i]); err != nil {
-					errs <- err
-					return
+			for i := w; i < len(devices); i += workers {
+				for j := range devices[i] {
+					if err := c.Publish(ctx, &devices[i][j]); err != nil {
+						errs <- err
+						return
+					}
+					f.sent.Add(1)
 				}
-				f.sent.Add(1)
 			}
 		}()
 	}
@@ -75,9 +78,9 @@ func (f *muxFleet) onNotice(m *mqtt.Message) {
 	if _, dup := f.seen.LoadOrStore(m.Topic, true); dup {
 		return
 	}
-	var msgs []mqtt.Message
+	var msgs [][]mqtt.Message
 	for _, id := range f.groups[m.Topic] {
-		msgs = append(msgs, f.messagesFor(id, n.Rollout.UID, n.TargetVersion)...)
+		msgs = append(msgs, f.messagesFor(id, n.Rollout.UID, n.TargetVersion))
 	}
 	f.wg.Add(1)
 	go func() {
@@ -110,16 +113,16 @@ func BenchmarkRollout100k(b *testing.B) {
 		defer cl.Disconnect(ctx)
 		f.clients = append(f.clients, cl)
 	}
-	var preload []mqtt.Message
+	var preload [][]mqtt.Message
 	for i := range n {
 		id := fmt.Sprintf("dev-%06d", i)
 		g := topics.GroupNotice("sensor", protocol.Cohort(id))
 		f.groups[g] = append(f.groups[g], id)
 		pres, _ := json.Marshal(protocol.Presence{V: 1, State: protocol.PresenceOnline})
 		inv, _ := json.Marshal(protocol.Inventory{V: 1, DeviceID: id, Model: "sensor", HardwareRevision: "r1", FirmwareVersion: "1.0.0"})
-		preload = append(preload,
-			mqtt.Message{Topic: topics.Presence(id), Payload: pres, Retain: true, QoS: 1},
-			mqtt.Message{Topic: topics.Inventory(id), Payload: inv, Retain: true, QoS: 1})
+		preload = append(preload, []mqtt.Message{
+			{Topic: topics.Presence(id), Payload: pres, Retain: true, QoS: 1},
+			{Topic: topics.Inventory(id), Payload: inv, Retain: true, QoS: 1}})
 	}
 	if err := f.publish(ctx, preload); err != nil {
 		b.Fatal(err)
@@ -129,9 +132,9 @@ func BenchmarkRollout100k(b *testing.B) {
 	// They go under another root, which the operator does not watch.
 	refTopics, _ := protocol.NewTopics(root + "-ref")
 	refFleet := &muxFleet{topics: refTopics, model: "sensor"}
-	var ref []mqtt.Message
+	var ref [][]mqtt.Message
 	for i := range n {
-		ref = append(ref, refFleet.messagesFor(fmt.Sprintf("dev-%06d", i), "ref", "2.0.0")...)
+		ref = append(ref, refFleet.messagesFor(fmt.Sprintf("dev-%06d", i), "ref", "2.0.0"))
 	}
 	refStart := time.Now()
 	if err := f.publish(ctx, ref); err != nil {

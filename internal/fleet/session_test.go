@@ -458,3 +458,17 @@ func TestPeriodicResyncRepairsLostMessages(t *testing.T) {
 		t.Fatalf("dropped %d live messages, %d repairs; want 1 and at least 1", dropped.Load(), s.Repairs())
 	}
 }
+
+// TestSyncUnderMQTT311: the markers work without MQTT 5 (no Receive
+// Maximum: mosquitto's own window, 20, and its queue hold the replay).
+func TestSyncUnderMQTT311(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	root := "v311"
+	f := newTestFleet(t, b.URL(), root)
+	f.retain(f.devices("dev", 200, "1.0.0")...)
+	s := startTestSession(t, b.URL(), root, func(s *Session) { s.cfg.Version = mqtt.V311 })
+	waitSynced(t, s, time.Time{}, 20*time.Second)
+	if devs, _ := picture(s.State()); !maps.Equal(devs, online("dev", 200, "1.0.0")) {
+		t.Fatalf("synced with %d devices, want 200", len(devs))
+	}
+}

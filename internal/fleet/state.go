@@ -35,15 +35,15 @@ type Device struct {
 	Cohort uint8
 }
 
-// sameRecord reports whether d and o hold the same broker state. When a
-// device went offline is this process's observation, not broker state, so
-// it is left out.
+// sameRecord reports whether d and o hold the same broker state. Times
+// are left out: when a device went offline is this process's observation,
+// and a status without a time of its own gets the time it was applied.
 func (d *Device) sameRecord(o *Device) bool {
 	return d.Model == o.Model && d.FirmwareVersion == o.FirmwareVersion &&
 		d.HardwareRevision == o.HardwareRevision && maps.Equal(d.Labels, o.Labels) &&
 		d.HasInventory == o.HasInventory && d.Online == o.Online && d.SeenPresence == o.SeenPresence &&
 		d.StatusRollout == o.StatusRollout && d.StatusState == o.StatusState &&
-		d.StatusReason == o.StatusReason && d.StatusTime == o.StatusTime
+		d.StatusReason == o.StatusReason
 }
 
 // NoticeRef is a retained notice on the broker, by topic.

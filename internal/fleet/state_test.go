@@ -169,6 +169,10 @@ func TestDifferencesAndCarryOver(t *testing.T) {
 	old.Apply(topics, topics.Presence("a"), offline, early)
 	rebuilt.Apply(topics, topics.Presence("a"), offline, late)
 	rebuilt.Apply(topics, topics.Status("b"), statusPayload(t, "uid", "", protocol.StateSucceeded), late)
+	// The same report without a time of its own, applied at another time,
+	// is the same record.
+	old.Apply(topics, topics.Status("c"), statusPayload(t, "uid", "", protocol.StateAccepted), early)
+	rebuilt.Apply(topics, topics.Status("c"), statusPayload(t, "uid", "", protocol.StateAccepted), late)
 	if n := rebuilt.differences(old); n != 1 {
 		t.Fatalf("differences = %d, want 1 (device b)", n)
 	}
