@@ -48,7 +48,8 @@ func authPacket(code ReasonCode, method string, data []byte) *packet.Auth {
 // our authentication method.
 func decodeAuth(auth Authenticator, h packet.Header, body []byte) (*packet.Auth, error) {
 	var a packet.Auth
-	if err := a.Unmarshal(V5, h.Flags, body); err != nil {
+	// Its user properties are never surfaced: checked, not kept.
+	if err := (packet.UnmarshalOptions{DiscardUserProperties: true}).Unmarshal(&a, V5, h.Flags, body); err != nil {
 		return nil, fmt.Errorf("AUTH: %w", err)
 	}
 	if m := a.Properties.AuthMethod; string(m) != auth.Method() {

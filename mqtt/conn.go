@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,14 @@ type conn struct {
 	writer    func()      // writeLoop as a value made once: starting one allocates nothing
 	keepalive *time.Timer // nil without keepalive
 
+	// The bounds of wbuf (see Options.MaxWriteBuffer), under wmu. Bytes
+	// counted against maxWrite are len(wbuf)-exempt: exempt is what the
+	// session resend queued before the start, which leaves with the first
+	// write. maxWrite is 0, no bound, until start. QoS 0 publishers wait
+	// for the writer from drainAt on. peak is the most ever counted.
+	maxWrite, drainAt int
+	exempt, peak      int
+
 	drained   chan struct{} // writer finished a write; made by the first publisher to wait
 	finishing atomic.Bool   // DISCONNECT is queued: flush, then close
 
@@ -74,7 +83,8 @@ type conn struct {
 }
 
 // maxBuffered is how much a writer buffer may hold before QoS 0 publishers
-// wait for the socket to drain it.
+// wait for the socket to drain it, unless half of Options.MaxWriteBuffer is
+// less.
 const maxBuffered = 4 << 20
 
 func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
@@ -84,6 +94,7 @@ func newConn(c *Client, nc net.Conn, rb *readBuffer) *conn {
 		nc:      nc,
 		rb:      rb,
 		version: c.opts.Version,
+		drainAt: max(min(maxBuffered, c.opts.MaxWriteBuffer/2), 1),
 		done:    make(chan struct{}),
 	}
 	cn.writer = cn.writeLoop
@@ -103,6 +114,10 @@ func (cn *conn) start() {
 	go cn.readLoop()
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
+	// The session resent by install is the session's own state, which the
+	// Store holds anyway; bounding it would fail every reconnect alike.
+	cn.exempt = len(cn.wbuf)
+	cn.maxWrite = cn.c.opts.MaxWriteBuffer
 	if cn.keepAlive > 0 {
 		cn.early = max(min(cn.keepAlive, cn.pingTimeout)/8, 10*time.Millisecond)
 		cn.keepalive = time.AfterFunc(cn.keepAlive-cn.early, cn.keepAliveDue)
@@ -161,12 +176,56 @@ func (cn *conn) wakeWriterLocked() {
 	go cn.writer()
 }
 
+// admitLocked reports whether n more bytes may be queued, keeping the
+// peak. A packet is refused only when something else is queued, so one
+// larger than the bound still goes out on its own. The caller holds wmu.
+func (cn *conn) admitLocked(n int) bool {
+	if cn.maxWrite == 0 {
+		return true // not started: install queues the session's resend
+	}
+	queued := len(cn.wbuf) - cn.exempt
+	if queued > 0 && queued+n > cn.maxWrite {
+		return false
+	}
+	if queued+n > cn.peak {
+		cn.peak = queued + n
+		cn.c.stats.noteWriteBuffer(cn.peak)
+	}
+	return true
+}
+
+// overflowLocked gives up on a connection whose server has stopped
+// reading, when admitLocked refused n bytes: it takes no more packets from
+// now on, so the buffer stops where it is. The caller closes the connection
+// with the returned error after releasing wmu. Sending a DISCONNECT first
+// would be pointless: it would queue behind what the server is not reading.
+func (cn *conn) overflowLocked(n int) error {
+	cn.closed = true
+	cn.c.stats.writeBufferFull.Add(1)
+	return fmt.Errorf("%w: %d bytes queued, %d more would pass MaxWriteBuffer (%d)",
+		ErrWriteBufferFull, len(cn.wbuf)-cn.exempt, n, cn.maxWrite)
+}
+
+// closeIfOverflowed closes the connection when err is from overflowLocked.
+// The caller must not hold wmu.
+func (cn *conn) closeIfOverflowed(err error) {
+	if errors.Is(err, ErrWriteBufferFull) {
+		cn.close(err)
+	}
+}
+
 // writeRaw appends already-encoded bytes. It reports false when the
-// connection has ended.
+// connection has ended, or ends it because the server is not reading.
 func (cn *conn) writeRaw(b []byte) bool {
 	cn.wmu.Lock()
 	if cn.closed {
 		cn.wmu.Unlock()
+		return false
+	}
+	if !cn.admitLocked(len(b)) {
+		err := cn.overflowLocked(len(b))
+		cn.wmu.Unlock()
+		cn.close(err)
 		return false
 	}
 	cn.wbuf = append(cn.wbuf, b...)
@@ -200,8 +259,11 @@ func (cn *conn) writeAckReason(t packet.Type, id uint16, code ReasonCode) bool {
 }
 
 // appendLocked encodes p into the write buffer, enforcing the server's
-// Maximum Packet Size. On success encoded holds the packet's bytes, valid
-// until the caller releases wmu; the caller holds wmu and wakes the writer.
+// Maximum Packet Size and our MaxWriteBuffer. On success encoded holds the
+// packet's bytes, valid until the caller releases wmu; the caller holds wmu
+// and wakes the writer. An error wrapping ErrWriteBufferFull means the
+// connection takes no more packets, and the caller must pass it to
+// closeIfOverflowed once it has released wmu.
 func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
 	start := len(cn.wbuf)
 	buf, err := p.Append(cn.wbuf, cn.version)
@@ -212,6 +274,10 @@ func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
 	if cn.serverMaxPacket > 0 && len(buf)-start > int(cn.serverMaxPacket) {
 		cn.wbuf = buf[:start]
 		return nil, ErrPacketTooLarge
+	}
+	cn.wbuf = buf[:start] // admitLocked counts what was queued before p
+	if !cn.admitLocked(len(buf) - start) {
+		return nil, cn.overflowLocked(len(buf) - start)
 	}
 	cn.wbuf = buf
 	cn.c.stats.sent.add(p.Type(), len(buf)-start)
@@ -254,14 +320,16 @@ func (cn *conn) writePacket(p packet.Packet) error {
 		cn.wakeWriterLocked()
 	}
 	cn.wmu.Unlock()
+	cn.closeIfOverflowed(err)
 	return err
 }
 
-// waitDrained blocks a QoS 0 publisher while the write buffer is over its
-// bound, so a fast publisher meets the socket's pace instead of memory growth.
-// buffered is the length the caller saw; below the bound there is nothing to do.
+// waitDrained blocks a QoS 0 publisher while the write buffer is over
+// drainAt, so a fast publisher meets the socket's pace instead of memory
+// growth. buffered is the length the caller saw; below drainAt there is
+// nothing to do. drainAt is fixed at the connection's creation.
 func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
-	if buffered < maxBuffered {
+	if buffered < cn.drainAt {
 		return
 	}
 	for {
@@ -269,7 +337,7 @@ func (cn *conn) waitDrained(buffered int, stop <-chan struct{}) {
 		n, closed := len(cn.wbuf), cn.closed
 		drained := signalChan(&cn.drained)
 		cn.wmu.Unlock()
-		if n < maxBuffered || closed {
+		if n < cn.drainAt || closed {
 			return
 		}
 		select {
@@ -354,7 +422,7 @@ func (cn *conn) shutdown(ctx context.Context) error {
 func (cn *conn) flush() error {
 	cn.wmu.Lock()
 	buf := cn.wbuf
-	cn.wbuf, cn.spare = cn.spare[:0], nil
+	cn.wbuf, cn.spare, cn.exempt = cn.spare[:0], nil, 0
 	cn.wmu.Unlock()
 	if len(buf) == 0 {
 		cn.wmu.Lock()
@@ -448,7 +516,8 @@ func (cn *conn) releaseWriteBuffers() {
 // readLoop decodes packets until the connection fails and hands each to the
 // client. Packet bodies alias the read buffer when they fit in it, so the
 // handlers copy what they keep before the next read; larger ones get a
-// buffer of their own.
+// buffer of their own, up to MaximumPacketSize: a larger PUBLISH is read
+// past without being buffered.
 func (cn *conn) readLoop() {
 	defer cn.wg.Done()
 	defer cn.rb.release()
@@ -456,6 +525,16 @@ func (cn *conn) readLoop() {
 	maxSize := cn.c.opts.MaximumPacketSize
 	for {
 		h, err := readHeader(cn.rb, hdr[:], cn.version, maxSize)
+		if errors.Is(err, packet.ErrPacketTooLarge) && h.Type == packet.TypePublish {
+			var s oversizedPublish
+			if s, err = cn.skipPublish(h); err == nil {
+				if err = cn.c.dropOversized(cn, s); err != nil {
+					cn.closeWithReason(err)
+					return
+				}
+				continue
+			}
+		}
 		if err != nil {
 			cn.readFailed(err)
 			return
@@ -477,6 +556,7 @@ func (cn *conn) readLoop() {
 		cn.c.stats.received.add(h.Type, n)
 		in := decodeTargets.Get().(*inboundPackets)
 		err = cn.c.handlePacket(cn, in, h, b)
+		in.trim()
 		decodeTargets.Put(in)
 		if err != nil {
 			cn.closeWithReason(err)
@@ -504,7 +584,9 @@ func (cn *conn) readFailed(err error) {
 }
 
 // readHeader reads a fixed header byte by byte, so the remaining length is
-// checked against our maximum before any of the body is read.
+// checked against our maximum before any of the body is read. A header
+// over the maximum is returned with packet.ErrPacketTooLarge, for the
+// reader to skip an oversized PUBLISH.
 func readHeader(rb *readBuffer, hdr []byte, v Version, maxSize uint32) (packet.Header, error) {
 	for i := 0; i < len(hdr); i++ {
 		b, err := rb.readByte()
@@ -514,6 +596,11 @@ func readHeader(rb *readBuffer, hdr []byte, v Version, maxSize uint32) (packet.H
 		hdr[i] = b
 		if i > 0 && b&0x80 == 0 {
 			h, _, err := packet.DecodeHeader(hdr[:i+1], v, maxSize)
+			if errors.Is(err, packet.ErrPacketTooLarge) {
+				// Well-formed but too large: decode it again without
+				// the limit, which DecodeHeader checks last.
+				h, _, _ = packet.DecodeHeader(hdr[:i+1], v, 0)
+			}
 			return h, err
 		}
 	}
@@ -534,4 +621,92 @@ type inboundPackets struct {
 	suback     packet.Suback
 	unsuback   packet.Unsuback
 	disconnect packet.Disconnect
+}
+
+// maxPooledElems is the most elements a slice of a pooled decode target
+// keeps between packets. Decoding reuses a slice's capacity, so one hostile
+// packet (a PUBLISH with thousands of user properties is some 10 times
+// larger in memory than on the wire) would otherwise be held for as long
+// as the pool keeps the target, which a busy client does for good.
+const maxPooledElems = 32
+
+// trim lets go of slices a packet grew beyond maxPooledElems.
+func (in *inboundPackets) trim() {
+	for _, pr := range [...]*packet.Properties{&in.publish.Properties, &in.ack.Properties,
+		&in.suback.Properties, &in.unsuback.Properties, &in.disconnect.Properties} {
+		if cap(pr.User) > maxPooledElems {
+			pr.User = nil
+		}
+		if cap(pr.SubscriptionIDs) > maxPooledElems {
+			pr.SubscriptionIDs = nil
+		}
+	}
+	if cap(in.suback.ReasonCodes) > maxPooledElems {
+		in.suback.ReasonCodes = nil
+	}
+	if cap(in.unsuback.ReasonCodes) > maxPooledElems {
+		in.unsuback.ReasonCodes = nil
+	}
+}
+
+// maxLoggedTopic is how much of a skipped message's topic is logged.
+const maxLoggedTopic = 128
+
+// oversizedPublish is what the reader learnt of a PUBLISH it skipped.
+type oversizedPublish struct {
+	qos   QoS
+	id    uint16 // QoS 1 and 2
+	topic string // at most maxLoggedTopic bytes of it
+	size  int    // the whole packet's
+}
+
+// skipPublish reads past the body of a PUBLISH larger than
+// MaximumPacketSize without buffering it: the start of the topic, for the
+// log, and the packet identifier, to acknowledge it; the rest, topic
+// included, is discarded in chunks of the read buffer. A v5 server must
+// not send such a packet [MQTT-3.1.2-25], yet skipping it there too is
+// the lenient choice: closing would only bring it back at the next
+// connect. Its properties are not read, so a topic alias it sets is not
+// learnt, and a later PUBLISH relying on that alias closes the connection.
+func (cn *conn) skipPublish(h packet.Header) (oversizedPublish, error) {
+	s := oversizedPublish{qos: QoS(h.Flags >> 1 & 0x03), size: h.Remaining + headerSize(h.Remaining)}
+	if s.qos == AtMostOnce && h.Flags&0x08 != 0 {
+		return s, packet.ErrDupQoS0 // [MQTT-3.3.1-2]
+	}
+	b, err := cn.rb.next(2)
+	if err != nil {
+		return s, err
+	}
+	topicLen := int(b[0])<<8 | int(b[1])
+	fields := 2 + topicLen
+	if s.qos > AtMostOnce {
+		fields += 2
+	}
+	if fields > h.Remaining {
+		return s, fmt.Errorf("oversized PUBLISH: %d-byte topic in a %d-byte body: %w", topicLen, h.Remaining, packet.ErrShortBuffer)
+	}
+	logged := min(topicLen, maxLoggedTopic)
+	if b, err = cn.rb.next(logged); err != nil {
+		return s, err
+	}
+	// Cutting the topic may split a character; the log needs valid text.
+	s.topic = strings.ToValidUTF8(string(b), "\uFFFD")
+	if err := cn.rb.discard(topicLen - logged); err != nil {
+		return s, err
+	}
+	if s.qos > AtMostOnce {
+		if b, err = cn.rb.next(2); err != nil {
+			return s, err
+		}
+		if s.id = uint16(b[0])<<8 | uint16(b[1]); s.id == 0 {
+			return s, packet.ErrPacketIDZero // [MQTT-2.2.1-3]
+		}
+	}
+	if err := cn.rb.discard(h.Remaining - fields); err != nil {
+		return s, err
+	}
+	cn.lastRecv.Store(time.Now().UnixNano())
+	cn.c.stats.bytesIn.Add(uint64(s.size))
+	cn.c.stats.received.add(packet.TypePublish, s.size)
+	return s, nil
 }

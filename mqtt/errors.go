@@ -17,6 +17,10 @@ var (
 	ErrKeepAliveTimeout = errors.New("mqtt: keepalive timeout: no PINGRESP from the server")
 	// ErrPacketTooLarge means a packet exceeds the server's Maximum Packet Size.
 	ErrPacketTooLarge = errors.New("mqtt: packet exceeds the server's maximum packet size")
+	// ErrWriteBufferFull means the connection was closed because more than
+	// Options.MaxWriteBuffer bytes waited to be written: the server sends
+	// but is not reading what we send.
+	ErrWriteBufferFull = errors.New("mqtt: write buffer full: the server is not reading")
 	// ErrQoSNotSupported means the server's Maximum QoS is below the one asked for.
 	ErrQoSNotSupported = errors.New("mqtt: QoS above the server's maximum QoS")
 	// ErrRetainNotSupported means the server does not support retained messages.

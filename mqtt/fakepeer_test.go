@@ -190,7 +190,12 @@ func TestMalformedPacketClosesWithReason(t *testing.T) {
 	}{
 		{"QoS 3 PUBLISH", []byte{0x36, 0x05, 0x00, 0x01, 'a', 0x00, 0x01}, packet.MalformedPacket},
 		{"5-byte remaining length", []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F}, packet.MalformedPacket},
-		{"over our maximum packet size", []byte{0x30, 0xFF, 0xFF, 0x7F}, packet.PacketTooLarge},
+		// Only a PUBLISH over our maximum is skipped (TestOversizedPublishSkipped).
+		{"SUBACK over our maximum packet size", []byte{0x90, 0xFF, 0xFF, 0x7F}, packet.PacketTooLarge},
+		{"oversized PUBLISH whose topic leaves no room for its packet identifier",
+			[]byte{0x32, 0x81, 0x80, 0x04, 0xFF, 0xFF}, packet.MalformedPacket},
+		{"oversized PUBLISH with packet identifier 0", []byte{0x32, 0xF0, 0xA2, 0x04, 0x00, 0x01, 'a', 0x00, 0x00}, packet.MalformedPacket},
+		{"oversized QoS 0 PUBLISH with DUP", []byte{0x38, 0xF0, 0xA2, 0x04}, packet.MalformedPacket},
 		{"wildcard in topic", []byte{0x30, 0x05, 0x00, 0x02, 'a', '#', 0x00}, packet.TopicNameInvalid},
 		{"topic alias we never allowed", []byte{0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x01}, packet.TopicAliasInvalid},
 		{"CONNECT from a server", []byte{0x10, 0x00}, packet.ProtocolError},

@@ -8,10 +8,12 @@ import (
 )
 
 // inbound is a received message on its way to the handlers, with what is
-// needed to acknowledge it afterwards.
+// needed to acknowledge it afterwards. msg is nil for a message skipped as
+// oversized, which goes through the queue only to be acknowledged in turn.
 type inbound struct {
 	msg *Message
 	id  uint16
+	qos QoS
 	cn  *conn // the connection it arrived on; acks go only there
 }
 
@@ -20,25 +22,29 @@ type inbound struct {
 // connection with the error's reason code.
 func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b []byte) error {
 	v := cn.version
+	// The user properties of acknowledgements and DISCONNECT are never
+	// surfaced: they are checked, not kept.
+	discardUser := packet.UnmarshalOptions{DiscardUserProperties: true}
 	switch h.Type {
 	case packet.TypePublish:
-		if err := in.publish.Unmarshal(v, h.Flags, b); err != nil {
+		opts := packet.UnmarshalOptions{DiscardUserProperties: c.opts.DiscardUserProperties}
+		if err := opts.Unmarshal(&in.publish, v, h.Flags, b); err != nil {
 			return fmt.Errorf("PUBLISH: %w", err)
 		}
 		return c.handlePublish(cn, &in.publish)
 	case packet.TypePuback, packet.TypePubrec, packet.TypePubrel, packet.TypePubcomp:
 		in.ack.PacketType = h.Type
-		if err := in.ack.Unmarshal(v, h.Flags, b); err != nil {
+		if err := discardUser.Unmarshal(&in.ack, v, h.Flags, b); err != nil {
 			return fmt.Errorf("%s: %w", h.Type, err)
 		}
 		return c.handleAck(cn, &in.ack)
 	case packet.TypeSuback:
-		if err := in.suback.Unmarshal(v, h.Flags, b); err != nil {
+		if err := discardUser.Unmarshal(&in.suback, v, h.Flags, b); err != nil {
 			return fmt.Errorf("SUBACK: %w", err)
 		}
 		c.completeSub(in.suback.PacketID, packet.TypeSubscribe, in.suback.ReasonCodes, in.suback.Properties.ReasonString)
 	case packet.TypeUnsuback:
-		if err := in.unsuback.Unmarshal(v, h.Flags, b); err != nil {
+		if err := discardUser.Unmarshal(&in.unsuback, v, h.Flags, b); err != nil {
 			return fmt.Errorf("UNSUBACK: %w", err)
 		}
 		c.completeSub(in.unsuback.PacketID, packet.TypeUnsubscribe, in.unsuback.ReasonCodes, in.unsuback.Properties.ReasonString)
@@ -48,7 +54,7 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 		}
 		cn.pingSent.Store(0)
 	case packet.TypeDisconnect:
-		if err := in.disconnect.Unmarshal(v, h.Flags, b); err != nil {
+		if err := discardUser.Unmarshal(&in.disconnect, v, h.Flags, b); err != nil {
 			return fmt.Errorf("DISCONNECT: %w", err)
 		}
 		pr := &in.disconnect.Properties
@@ -65,49 +71,73 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 	return nil
 }
 
-// handlePublish enforces flow control and exactly-once state for a received
-// PUBLISH and queues it for the handlers.
+// handlePublish resolves a received PUBLISH's topic and takes it in.
 func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 	topic, err := cn.inAliases.resolve(p, c.opts.TopicAliasMaximum)
 	if err != nil {
 		return err
 	}
-	if p.QoS > 0 {
-		// The hard bound is the handler queue, the memory we protect; see
-		// Options.StrictReceiveMaximum for why it is not ReceiveMaximum.
-		limit := int32(c.opts.HandlerQueue)
-		if c.opts.StrictReceiveMaximum {
-			limit = int32(c.opts.ReceiveMaximum)
-		}
+	return c.receive(cn, QoS(p.QoS), p.PacketID, p, topic)
+}
+
+// dropOversized accounts for a PUBLISH the reader skipped for exceeding
+// MaximumPacketSize. A QoS 1 or 2 one still takes its turn in the handler
+// queue, to be acknowledged in order [MQTT-4.6.0-2], [MQTT-4.6.0-3], with
+// the exactly-once state of any other: the server must not keep it in
+// flight forever, where it would hold one of its slots for us (mosquitto
+// has 20 by default) and come back at every resumed session.
+func (c *Client) dropOversized(cn *conn, s oversizedPublish) error {
+	c.stats.droppedOversized.Add(1)
+	c.log.Info("skipped a message larger than MaximumPacketSize", "topic", s.topic, "size", s.size,
+		"qos", int(s.qos), "maximumPacketSize", c.opts.MaximumPacketSize)
+	if s.qos == AtMostOnce {
+		return nil
+	}
+	return c.receive(cn, s.qos, s.id, nil, "")
+}
+
+// receive enforces flow control and exactly-once state for a received
+// PUBLISH and queues it for the handlers, or only for its acknowledgement
+// when p is nil.
+func (c *Client) receive(cn *conn, qos QoS, id uint16, p *packet.Publish, topic string) error {
+	if qos > 0 {
+		// Overshoot is counted and, by default, met with back-pressure:
+		// the handler queue bounds the memory whatever the server sends,
+		// since the reader waits for room in it. See
+		// Options.StrictReceiveMaximum for why the connection is not
+		// closed.
 		switch n := cn.inboundUnacked.Add(1); {
-		case cn.version != V5:
-		case n > limit:
+		case cn.version != V5 || n <= int32(c.opts.ReceiveMaximum):
+		case c.opts.StrictReceiveMaximum:
 			return fmt.Errorf("%w: %d unacknowledged, maximum %d", packet.ReceiveMaximumExceeded, n, c.opts.ReceiveMaximum)
-		case n > int32(c.opts.ReceiveMaximum):
+		default:
 			c.stats.receiveMaximumOvershoot.Add(1)
 		}
 	}
-	if p.QoS == 2 {
+	if qos == ExactlyOnce {
 		c.mu.Lock()
-		_, seen := c.inboundQoS2[p.PacketID]
+		_, seen := c.inboundQoS2[id]
 		if !seen {
-			c.inboundQoS2[p.PacketID] = struct{}{}
+			c.inboundQoS2[id] = struct{}{}
 		}
 		c.mu.Unlock()
 		if seen {
 			// Delivered already; the server did not see our PUBREC.
-			cn.writeAck(packet.TypePubrec, p.PacketID)
+			cn.writeAck(packet.TypePubrec, id)
 			return nil
 		}
-		if err := c.store.PutInbound(p.PacketID); err != nil {
+		if err := c.store.PutInbound(id); err != nil {
 			return err
 		}
 	}
-	item := inbound{msg: messageFrom(p, topic), id: p.PacketID, cn: cn}
+	item := inbound{id: id, qos: qos, cn: cn}
+	if p != nil {
+		item.msg = messageFrom(p, topic)
+	}
 	if c.queue.tryPush(item) {
 		return nil
 	}
-	if p.QoS == 0 && c.opts.DropQoS0WhenFull {
+	if qos == AtMostOnce && c.opts.DropQoS0WhenFull {
 		c.stats.droppedQoS0.Add(1)
 		return nil
 	}
@@ -122,13 +152,13 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 	// received, and for QoS 2 it is already recorded as delivered, so
 	// dropping it here would turn exactly-once into at-most-once.
 	if !c.queue.push(item, c.ctx.Done()) {
-		if p.QoS == 2 {
+		if qos == ExactlyOnce {
 			// Not delivered: let the server's resend in a later session
 			// deliver it.
 			c.mu.Lock()
-			delete(c.inboundQoS2, p.PacketID)
+			delete(c.inboundQoS2, id)
 			c.mu.Unlock()
-			_ = c.store.DeleteInbound(p.PacketID)
+			_ = c.store.DeleteInbound(id)
 		}
 	}
 	return nil
@@ -151,8 +181,10 @@ func (c *Client) dispatch() {
 		if !ok {
 			return
 		}
-		c.router.route(item.msg, c.opts.DefaultHandler)
-		switch item.msg.QoS {
+		if item.msg != nil {
+			c.router.route(item.msg, c.opts.DefaultHandler)
+		}
+		switch item.qos {
 		case AtLeastOnce:
 			// Count the message as answered before the PUBACK can reach
 			// the server and free its slot for the next one.

@@ -68,15 +68,44 @@ type Options struct {
 	// StrictReceiveMaximum closes the connection with Receive Maximum
 	// exceeded (0x93) as soon as the server sends one message more than
 	// ReceiveMaximum, as the specification asks. By default the client
-	// tolerates overshoot up to HandlerQueue, counting it in Stats, because
-	// mosquitto 2.0 overshoots under load (eclipse-mosquitto/mosquitto#2301)
-	// and a client that drops its connection over one extra message there is
-	// worse than one that absorbs it.
+	// tolerates overshoot, counting it in Stats, and meets it with
+	// back-pressure (beyond HandlerQueue the reader waits for the
+	// handlers, so memory stays bounded), because mosquitto 2.0 overshoots
+	// under load, by hundreds of messages at times
+	// (eclipse-mosquitto/mosquitto#2301), and a client that drops its
+	// connection over that is worse than one that absorbs it: it would
+	// lose its place and meet the same overshoot again after reconnecting.
 	StrictReceiveMaximum bool
 	// MaximumPacketSize is the largest packet we accept (default 1 MiB, at
-	// most 268,435,455). Under v5 the server is told and must not send more;
-	// a larger packet closes the connection with Packet Too Large.
+	// most 268,435,455). Under v5 the server is told and must not send more
+	// [MQTT-3.1.2-25]; a 3.1.1 server cannot know it. A larger PUBLISH is
+	// read past without being buffered, acknowledged if its QoS asks for
+	// it, not delivered, and counted in Stats.DroppedOversized: closing the
+	// connection instead would make one oversized retained message fail
+	// every reconnect the same way. Any other larger packet closes the
+	// connection with Packet Too Large.
 	MaximumPacketSize uint32
+	// MaxWriteBuffer is how many bytes of packets a connection may queue
+	// behind the write in progress (default 16 MiB). A server that keeps
+	// sending while it has stopped reading makes the acknowledgements,
+	// pings and publishes we owe it pile up, and the write deadline, a
+	// keepalive away, comes too late: a flood of PUBRELs once took a
+	// client to 819 MiB of heap. A packet that would queue more closes the
+	// connection with ErrWriteBufferFull (counted in Stats.WriteBufferFull).
+	// QoS 0 publishers wait for the socket well before, at the smaller of
+	// 4 MiB and half this bound, so a slow but reading server never
+	// reaches it; QoS 1 and 2 publishes are bounded by the server's Receive
+	// Maximum, which times the largest message should stay below it. What
+	// a reconnect resends from the session does not count, and a packet
+	// larger than the bound still goes out when nothing else is queued.
+	MaxWriteBuffer int
+	// DiscardUserProperties has received messages arrive without their v5
+	// user properties. They are still checked as the specification asks,
+	// but never stored: an empty user property is 5 bytes on the wire and
+	// 48 in memory, so a client that does not read them need not pay for a
+	// server's. (User properties of acknowledgements and DISCONNECT, which
+	// the client never surfaces, are always discarded this way.)
+	DiscardUserProperties bool
 	// RequestResponseInfo asks a v5 server for Response Information.
 	RequestResponseInfo bool
 	// DisableProblemInfo asks a v5 server not to send reason strings and
@@ -171,6 +200,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaximumPacketSize == 0 {
 		o.MaximumPacketSize = 1 << 20
+	}
+	if o.MaxWriteBuffer <= 0 {
+		o.MaxWriteBuffer = 16 << 20
 	}
 	if o.Store == nil {
 		o.Store = NewMemoryStore()

@@ -119,3 +119,38 @@ func TestSlowHandlerDoesNotKillConnection(t *testing.T) {
 		t.Fatalf("stats %+v: the slow handler cost the connection or messages", s)
 	}
 }
+
+// TestDiscardUserProperties receives one message with user properties on
+// two clients, one of which discards them: it gets the message and its
+// other properties, without the user properties.
+func TestDiscardUserProperties(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	ctx := testContext(t)
+	pub := dial(t, b, mqtt.Options{ClientID: "user-props-pub"})
+	sent := []mqtt.UserProperty{{Key: "trace", Value: "4bf92f35"}, {Key: "", Value: ""}}
+	tests := map[string]struct {
+		discard bool
+		want    []mqtt.UserProperty
+	}{
+		"kept":      {false, sent},
+		"discarded": {true, nil},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := newCollector()
+			sub := dial(t, b, mqtt.Options{ClientID: "user-props-" + name, DiscardUserProperties: tt.discard})
+			topic := "user-props/" + name
+			if err := sub.Subscribe(ctx, got.handle, mqtt.Subscription{Filter: topic, QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.Publish(ctx, &mqtt.Message{Topic: topic, QoS: 1, Payload: []byte("p"),
+				ContentType: "text/plain", UserProperties: sent}); err != nil {
+				t.Fatal(err)
+			}
+			m := got.next(t)
+			if !slices.Equal(m.UserProperties, tt.want) || m.ContentType != "text/plain" || string(m.Payload) != "p" {
+				t.Fatalf("received %q, content type %q, user properties %q; want %q", m.Payload, m.ContentType, m.UserProperties, tt.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -115,6 +116,7 @@ func (c *Client) publishQoS0(m *Message) error {
 	cn.wmu.Unlock()
 	c.mu.Unlock()
 	if err != nil {
+		cn.closeIfOverflowed(err)
 		return err
 	}
 	cn.waitDrained(buffered, c.ctx.Done())
@@ -134,7 +136,9 @@ func (c *Client) fillPublishLocked(m *Message, id uint16) {
 // sendPublishLocked encodes c.pub into the connection's write buffer, or
 // only into the store while disconnected, and records it in the store.
 // Holding c.mu keeps this atomic with a reconnect's resend, so a message is
-// never stored after the resend has read the store yet never sent.
+// never stored after the resend has read the store yet never sent. A
+// connection that fills its write buffer ends here, and the message waits
+// in the store for the next one, like one published while disconnected.
 func (c *Client) sendPublishLocked(id uint16) error {
 	if cn := c.conn; cn != nil {
 		cn.wmu.Lock()
@@ -151,9 +155,13 @@ func (c *Client) sendPublishLocked(id uint16) error {
 				cn.wakeWriterLocked()
 			}
 			cn.wmu.Unlock()
-			return err
+			if !errors.Is(err, ErrWriteBufferFull) {
+				return err
+			}
+			cn.closeIfOverflowed(err)
+		} else {
+			cn.wmu.Unlock()
 		}
-		cn.wmu.Unlock()
 	}
 	var err error
 	c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version)

@@ -75,6 +75,22 @@ func (rb *readBuffer) next(n int) ([]byte, error) {
 	return b, nil
 }
 
+// discard drops the next n bytes, reading them into the buffer a chunk at
+// a time: what a packet too large to keep costs is one buffer, not its size.
+func (rb *readBuffer) discard(n int) error {
+	for n > 0 {
+		if rb.r == rb.w {
+			if err := rb.fill(); err != nil {
+				return err
+			}
+		}
+		k := min(n, rb.w-rb.r)
+		rb.r += k
+		n -= k
+	}
+	return nil
+}
+
 // readFull fills dst, first from what is buffered, then straight from the
 // connection; it is for packets larger than the buffer.
 func (rb *readBuffer) readFull(dst []byte) error {

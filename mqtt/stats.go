@@ -11,8 +11,20 @@ import (
 // scrape) costs the hot path nothing but the increments.
 type counters struct {
 	bytesIn, bytesOut, reconnects, connectionsLost, droppedQoS0 atomic.Uint64
-	receiveMaximumOvershoot                                     atomic.Uint64
+	receiveMaximumOvershoot, droppedOversized                   atomic.Uint64
+	writeBufferFull, writeBufferPeak                            atomic.Uint64
 	sent, received                                              packetCounters
+}
+
+// noteWriteBuffer raises writeBufferPeak to n bytes. Connections call it
+// only when they pass their own previous peak, so it is rare.
+func (ctr *counters) noteWriteBuffer(n int) {
+	for {
+		old := ctr.writeBufferPeak.Load()
+		if uint64(n) <= old || ctr.writeBufferPeak.CompareAndSwap(old, uint64(n)) {
+			return
+		}
+	}
 }
 
 // packetCounters count packets and bytes by packet type.
@@ -52,6 +64,14 @@ type Stats struct {
 	// ReceiveMaximumOvershoot counts messages the server sent beyond our
 	// Receive Maximum (see Options.StrictReceiveMaximum).
 	ReceiveMaximumOvershoot uint64
+	// DroppedOversized counts received PUBLISH packets larger than
+	// Options.MaximumPacketSize, skipped without delivery.
+	DroppedOversized uint64
+	// WriteBufferFull counts connections closed with ErrWriteBufferFull.
+	WriteBufferFull uint64
+	// WriteBufferPeak is the most bytes any connection has had queued
+	// against Options.MaxWriteBuffer: how close the client came to it.
+	WriteBufferPeak uint64
 	// InFlight is the number of QoS 1 and 2 publishes awaiting acknowledgement.
 	InFlight int
 	// Queued is the number of received messages waiting for handlers.
@@ -74,6 +94,9 @@ func (c *Client) Stats() Stats {
 		ConnectionsLost:         c.stats.connectionsLost.Load(),
 		DroppedQoS0:             c.stats.droppedQoS0.Load(),
 		ReceiveMaximumOvershoot: c.stats.receiveMaximumOvershoot.Load(),
+		DroppedOversized:        c.stats.droppedOversized.Load(),
+		WriteBufferFull:         c.stats.writeBufferFull.Load(),
+		WriteBufferPeak:         c.stats.writeBufferPeak.Load(),
 		InFlight:                inflight,
 		Queued:                  c.queue.len(),
 		Connected:               connected,

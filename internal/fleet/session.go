@@ -229,7 +229,9 @@ func (s *Session) start(eventInterval time.Duration) {
 		HandlerQueue:      receiveMaximum + receiveMaximum/8,
 		ReceiveMaximum:    receiveMaximum,
 		MaximumPacketSize: maxPacketSize,
-		DefaultHandler:    s.handle,
+		// The protocol carries nothing in user properties.
+		DiscardUserProperties: true,
+		DefaultHandler:        s.handle,
 		OnConnect: func(*mqtt.Client, *mqtt.Connack) {
 			s.everConnected.Store(true)
 			s.newEpoch()

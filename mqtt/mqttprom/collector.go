@@ -24,6 +24,7 @@ type Collector struct {
 	src StatsSource
 
 	packets, bytes, reconnects, lost, dropped, overshoot *prometheus.Desc
+	oversized, writeBufferFull, writeBufferPeak          *prometheus.Desc
 	inflight, queued, connected                          *prometheus.Desc
 }
 
@@ -36,22 +37,26 @@ func NewCollector(src StatsSource, labels prometheus.Labels) *Collector {
 		return prometheus.NewDesc("mqtt_client_"+name, help, variable, labels)
 	}
 	return &Collector{
-		src:        src,
-		packets:    desc("packets_total", "MQTT packets by direction (sent, received) and type.", "direction", "type"),
-		bytes:      desc("packet_bytes_total", "Bytes of MQTT packets on the wire by direction and type.", "direction", "type"),
-		reconnects: desc("reconnects_total", "Successful reconnects after a lost connection."),
-		lost:       desc("connections_lost_total", "Connections that ended other than by Disconnect."),
-		dropped:    desc("dropped_qos0_total", "QoS 0 messages dropped because the handler queue was full."),
-		overshoot:  desc("receive_maximum_overshoot_total", "Messages the server sent beyond our Receive Maximum."),
-		inflight:   desc("inflight", "QoS 1 and 2 publishes awaiting acknowledgement."),
-		queued:     desc("handler_queue", "Received messages waiting for handlers."),
-		connected:  desc("connected", "1 while a connection is up."),
+		src:             src,
+		packets:         desc("packets_total", "MQTT packets by direction (sent, received) and type.", "direction", "type"),
+		bytes:           desc("packet_bytes_total", "Bytes of MQTT packets on the wire by direction and type.", "direction", "type"),
+		reconnects:      desc("reconnects_total", "Successful reconnects after a lost connection."),
+		lost:            desc("connections_lost_total", "Connections that ended other than by Disconnect."),
+		dropped:         desc("dropped_qos0_total", "QoS 0 messages dropped because the handler queue was full."),
+		overshoot:       desc("receive_maximum_overshoot_total", "Messages the server sent beyond our Receive Maximum."),
+		oversized:       desc("dropped_oversized_total", "Received messages larger than the maximum packet size, skipped without delivery."),
+		writeBufferFull: desc("write_buffer_full_total", "Connections closed because the server stopped reading what we wrote."),
+		writeBufferPeak: desc("write_buffer_peak_bytes", "The most bytes a connection has had waiting to be written."),
+		inflight:        desc("inflight", "QoS 1 and 2 publishes awaiting acknowledgement."),
+		queued:          desc("handler_queue", "Received messages waiting for handlers."),
+		connected:       desc("connected", "1 while a connection is up."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.reconnects, c.lost, c.dropped, c.overshoot, c.inflight, c.queued, c.connected} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.reconnects, c.lost, c.dropped, c.overshoot,
+		c.oversized, c.writeBufferFull, c.writeBufferPeak, c.inflight, c.queued, c.connected} {
 		ch <- d
 	}
 }
@@ -79,6 +84,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(s.ConnectionsLost))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.DroppedQoS0))
 	ch <- prometheus.MustNewConstMetric(c.overshoot, prometheus.CounterValue, float64(s.ReceiveMaximumOvershoot))
+	ch <- prometheus.MustNewConstMetric(c.oversized, prometheus.CounterValue, float64(s.DroppedOversized))
+	ch <- prometheus.MustNewConstMetric(c.writeBufferFull, prometheus.CounterValue, float64(s.WriteBufferFull))
+	ch <- prometheus.MustNewConstMetric(c.writeBufferPeak, prometheus.GaugeValue, float64(s.WriteBufferPeak))
 	ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
 	connected := 0.0

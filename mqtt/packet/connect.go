@@ -39,8 +39,11 @@ const (
 
 // Unmarshal decodes a CONNECT body. The protocol version comes from the
 // packet itself; v is ignored.
-func (p *Connect) Unmarshal(_ Version, _ byte, body []byte) error {
-	r := reader{b: body}
+func (p *Connect) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Connect) unmarshal(_ Version, _ byte, r reader) error {
 	name := r.binary()
 	level := Version(r.byte())
 	flags := r.byte()
@@ -212,8 +215,11 @@ type Connack struct {
 func (*Connack) Type() Type { return TypeConnack }
 
 // Unmarshal decodes a CONNACK body.
-func (p *Connack) Unmarshal(v Version, _ byte, body []byte) error {
-	r := reader{b: body}
+func (p *Connack) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Connack) unmarshal(v Version, _ byte, r reader) error {
 	flags := r.byte()
 	p.ReasonCode = ReasonCode(r.byte())
 	if r.err != nil {

@@ -10,8 +10,12 @@ type Disconnect struct {
 func (*Disconnect) Type() Type { return TypeDisconnect }
 
 // Unmarshal decodes a DISCONNECT body.
-func (p *Disconnect) Unmarshal(v Version, _ byte, body []byte) error {
-	return unmarshalReason(&reader{b: body}, v, TypeDisconnect, &p.ReasonCode, &p.Properties)
+func (p *Disconnect) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Disconnect) unmarshal(v Version, _ byte, r reader) error {
+	return unmarshalReason(&r, v, TypeDisconnect, &p.ReasonCode, &p.Properties)
 }
 
 // Append encodes the DISCONNECT in its shortest form.
@@ -35,11 +39,15 @@ type Auth struct {
 func (*Auth) Type() Type { return TypeAuth }
 
 // Unmarshal decodes an AUTH body.
-func (p *Auth) Unmarshal(v Version, _ byte, body []byte) error {
+func (p *Auth) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Auth) unmarshal(v Version, _ byte, r reader) error {
 	if v != V5 {
 		return ErrAuthV311
 	}
-	return unmarshalReason(&reader{b: body}, v, TypeAuth, &p.ReasonCode, &p.Properties)
+	return unmarshalReason(&r, v, TypeAuth, &p.ReasonCode, &p.Properties)
 }
 
 // Append encodes the AUTH.

@@ -7,7 +7,8 @@
 // copy what must outlive a reused read buffer. Slices inside a decoded packet
 // (user properties, subscriptions, reason codes) are reused by the next
 // Unmarshal into the same value, which is what makes steady-state decoding
-// allocation-free.
+// allocation-free. UnmarshalOptions can have user properties checked but not
+// kept, for a reader that does not look at them.
 //
 // Encoding appends to a caller's buffer (Append methods), computing the
 // remaining length first so that no temporary buffer is needed.

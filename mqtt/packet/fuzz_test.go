@@ -30,6 +30,7 @@ func FuzzDecode(f *testing.F) {
 
 func checkDecode(t *testing.T, data []byte, v packet.Version) {
 	p, n, err := packet.Decode(data, v, 0)
+	checkDiscardUser(t, data, v, err)
 	if err != nil {
 		if p != nil || n != 0 {
 			t.Fatalf("v%s: Decode failed with %v but returned packet %+v, n=%d", v, err, p, n)
@@ -66,6 +67,41 @@ func checkDecode(t *testing.T, data []byte, v packet.Version) {
 	}
 	if !reflect.DeepEqual(p, q) {
 		t.Fatalf("v%s: round trip changed the packet\n  in % X\n got %+v\n out % X\nback %+v", v, data[:n], p, enc, q)
+	}
+}
+
+// checkDiscardUser decodes data again with DiscardUserProperties: that
+// option changes what is kept, never what is accepted, so it must fail
+// where the full decode failed (with fullErr), with the same reason, and
+// otherwise give the same packet without user properties.
+func checkDiscardUser(t *testing.T, data []byte, v packet.Version, fullErr error) {
+	h, n, err := packet.DecodeHeader(data, v, 0)
+	if err != nil || len(data)-n < h.Remaining {
+		return // the header decides, which the option does not touch
+	}
+	p, err := packet.New(h.Type)
+	if err != nil {
+		return
+	}
+	err = packet.UnmarshalOptions{DiscardUserProperties: true}.Unmarshal(p, v, h.Flags, data[n:n+h.Remaining])
+	if (err == nil) != (fullErr == nil) || packet.ReasonOf(err) != packet.ReasonOf(fullErr) {
+		t.Fatalf("v%s: % X decodes with %v, but with user properties discarded %v", v, data, fullErr, err)
+	}
+	if err != nil {
+		return
+	}
+	for _, pr := range properties(p) {
+		if len(pr.User) != 0 {
+			t.Fatalf("v%s: % X: discarded decode kept %d user properties", v, data, len(pr.User))
+		}
+	}
+	// Compare with the full decode stripped of its user properties.
+	stripped, _, _ := packet.Decode(data, v, 0)
+	for _, pr := range properties(stripped) {
+		pr.User = nil
+	}
+	if !reflect.DeepEqual(p, stripped) {
+		t.Fatalf("v%s: % X: discarded decode\n%+v\ndiffers from the full one without them\n%+v", v, data, p, stripped)
 	}
 }
 

@@ -67,6 +67,34 @@ func Decode(b []byte, v Version, maxSize uint32) (Packet, int, error) {
 	return p, n + h.Remaining, nil
 }
 
+// UnmarshalOptions adjust decoding. The zero value decodes exactly as
+// Packet.Unmarshal does.
+type UnmarshalOptions struct {
+	// DiscardUserProperties checks every user property as strictly as
+	// decoding always does (bounds, UTF-8, which packets may carry them)
+	// but keeps none: Properties.User stays empty, and Has(PropUser) still
+	// reports that the packet had some. For a reader that never looks at
+	// them it is also a defence: an empty pair is 5 bytes on the wire but
+	// a 48-byte UserProperty in memory, so a packet full of them would
+	// otherwise cost about 10 times its size, and a reused decode target
+	// would keep that capacity.
+	DiscardUserProperties bool
+}
+
+// readerUnmarshaler is implemented by the packets that have properties:
+// Unmarshal with a reader that carries the options.
+type readerUnmarshaler interface {
+	unmarshal(v Version, flags byte, r reader) error
+}
+
+// Unmarshal decodes a packet body into p, like p.Unmarshal, under o.
+func (o UnmarshalOptions) Unmarshal(p Packet, v Version, flags byte, body []byte) error {
+	if u, ok := p.(readerUnmarshaler); ok {
+		return u.unmarshal(v, flags, reader{b: body, discardUser: o.DiscardUserProperties})
+	}
+	return p.Unmarshal(v, flags, body)
+}
+
 // Pingreq is a PINGREQ: the client's keepalive probe. (3.12)
 type Pingreq struct{}
 

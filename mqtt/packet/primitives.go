@@ -58,6 +58,9 @@ type reader struct {
 	b   []byte
 	off int
 	err error
+	// discardUser has property decoding check user properties but not
+	// keep them (UnmarshalOptions.DiscardUserProperties).
+	discardUser bool
 }
 
 func (r *reader) fail(err error) {

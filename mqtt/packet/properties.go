@@ -283,7 +283,9 @@ func checkValue(id PropID, v uint32) error {
 }
 
 // decode reads a property length and the properties after it, allowing only
-// those valid in where. p must be Reset by the caller.
+// those valid in where. p must be Reset by the caller. With r.discardUser,
+// user properties are checked like the others and marked present, but
+// p.User stays empty.
 func (p *Properties) decode(r *reader, where scope) {
 	n := r.varInt()
 	if r.err != nil {
@@ -294,7 +296,7 @@ func (p *Properties) decode(r *reader, where scope) {
 		return
 	}
 	end := r.off + int(n)
-	sub := reader{b: r.b[:end], off: r.off}
+	sub := reader{b: r.b[:end], off: r.off, discardUser: r.discardUser}
 	for sub.err == nil && sub.off < end {
 		// The identifier is a variable byte integer (2.2.2.2): range-check
 		// it before narrowing, or 257 would pass as 0x01.
@@ -330,9 +332,11 @@ func (p *Properties) decode(r *reader, where scope) {
 		case kindBinary:
 			*p.bytesField(id) = sub.binary()
 		case kindPair:
+			// Both strings are read and checked even when discarded, so a
+			// malformed pair fails the packet either way.
 			k := sub.string()
 			v := sub.string()
-			if sub.err == nil {
+			if sub.err == nil && !sub.discardUser {
 				p.User = append(p.User, UserProperty{Key: k, Value: v})
 			}
 		}

@@ -28,6 +28,10 @@ func (p *Publish) Flags() byte {
 
 // Unmarshal decodes a PUBLISH body.
 func (p *Publish) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Publish) unmarshal(v Version, flags byte, r reader) error {
 	p.Dup = flags&0x08 != 0
 	p.QoS = flags >> 1 & 0x03
 	p.Retain = flags&0x01 != 0
@@ -37,7 +41,6 @@ func (p *Publish) Unmarshal(v Version, flags byte, body []byte) error {
 	if p.Dup && p.QoS == 0 {
 		return ErrDupQoS0
 	}
-	r := reader{b: body}
 	// The topic is checked below with the wildcard rules; here only its UTF-8.
 	p.Topic = r.string()
 	p.PacketID = 0
@@ -111,8 +114,11 @@ type Ack struct {
 func (p *Ack) Type() Type { return p.PacketType }
 
 // Unmarshal decodes an ack body.
-func (p *Ack) Unmarshal(v Version, _ byte, body []byte) error {
-	r := reader{b: body}
+func (p *Ack) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Ack) unmarshal(v Version, _ byte, r reader) error {
 	p.PacketID = r.uint16()
 	p.ReasonCode = Success
 	p.Properties.Reset()

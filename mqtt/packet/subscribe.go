@@ -33,8 +33,11 @@ type Subscribe struct {
 func (*Subscribe) Type() Type { return TypeSubscribe }
 
 // Unmarshal decodes a SUBSCRIBE body.
-func (p *Subscribe) Unmarshal(v Version, _ byte, body []byte) error {
-	r := reader{b: body}
+func (p *Subscribe) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Subscribe) unmarshal(v Version, _ byte, r reader) error {
 	if p.PacketID = r.uint16(); r.err == nil && p.PacketID == 0 {
 		return ErrPacketIDZero
 	}
@@ -130,8 +133,12 @@ type Suback struct {
 func (*Suback) Type() Type { return TypeSuback }
 
 // Unmarshal decodes a SUBACK body.
-func (p *Suback) Unmarshal(v Version, _ byte, body []byte) error {
-	return unmarshalCodes(&reader{b: body}, v, TypeSuback, &p.PacketID, &p.Properties, &p.ReasonCodes)
+func (p *Suback) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Suback) unmarshal(v Version, _ byte, r reader) error {
+	return unmarshalCodes(&r, v, TypeSuback, &p.PacketID, &p.Properties, &p.ReasonCodes)
 }
 
 // Append encodes the SUBACK.
@@ -150,8 +157,11 @@ type Unsubscribe struct {
 func (*Unsubscribe) Type() Type { return TypeUnsubscribe }
 
 // Unmarshal decodes an UNSUBSCRIBE body.
-func (p *Unsubscribe) Unmarshal(v Version, _ byte, body []byte) error {
-	r := reader{b: body}
+func (p *Unsubscribe) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Unsubscribe) unmarshal(v Version, _ byte, r reader) error {
 	if p.PacketID = r.uint16(); r.err == nil && p.PacketID == 0 {
 		return ErrPacketIDZero
 	}
@@ -220,8 +230,12 @@ type Unsuback struct {
 func (*Unsuback) Type() Type { return TypeUnsuback }
 
 // Unmarshal decodes an UNSUBACK body.
-func (p *Unsuback) Unmarshal(v Version, _ byte, body []byte) error {
-	return unmarshalCodes(&reader{b: body}, v, TypeUnsuback, &p.PacketID, &p.Properties, &p.ReasonCodes)
+func (p *Unsuback) Unmarshal(v Version, flags byte, body []byte) error {
+	return p.unmarshal(v, flags, reader{b: body})
+}
+
+func (p *Unsuback) unmarshal(v Version, _ byte, r reader) error {
+	return unmarshalCodes(&r, v, TypeUnsuback, &p.PacketID, &p.Properties, &p.ReasonCodes)
 }
 
 // Append encodes the UNSUBACK.
