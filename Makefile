@@ -60,6 +60,13 @@ lint: vet $(STATICCHECK) ## Run go vet and staticcheck.
 test: verify-generated verify-fmt vet envtest-bin broker ## Run every test against a real apiserver and mosquitto.
 	go test $(GO_TEST_FLAGS) ./...
 
+# `make test` runs the fault loops small (300 devices, 5 kills, with -race);
+# this runs them at full size, without -race, which would slow 2,000
+# simulated devices down more than the faults do.
+.PHONY: test-faults
+test-faults: envtest-bin broker ## Run the full fault loops: 2,000 devices, 20 broker and 20 operator kills.
+	HERALD_FAULT_DEVICES=2000 HERALD_FAULT_KILLS=20 go test -count=1 -timeout 60m -run '^TestFault' -v ./test/e2e/
+
 .PHONY: bench
 bench: broker envtest-bin ## Run the benchmarks: Herald's own, then side by side with Paho (bench/).
 	go test -run '^$$' -bench . -benchmem -benchtime 1x ./internal/fleet/ ./controllers/

@@ -29,12 +29,18 @@ type Process struct {
 // which stops everything in order, rather than every process at once; on
 // Linux it is also killed if the demo dies without cleaning up.
 func startProcess(name, logPath string, env []string, bin string, args ...string) (*Process, error) {
-	log, err := os.Create(logPath)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return launch(name, logPath, os.O_TRUNC, cmd)
+}
+
+// launch starts cmd with its output going to logPath, which is truncated or
+// appended to (logMode os.O_TRUNC or os.O_APPEND).
+func launch(name, logPath string, logMode int, cmd *exec.Cmd) (*Process, error) {
+	log, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|logMode, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -48,6 +54,20 @@ func startProcess(name, logPath string, env []string, bin string, args ...string
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// Restart starts the same program again, with the same arguments and
+// environment, once this process has ended; its output is added to the
+// same log, so that one file tells the whole story.
+func (p *Process) Restart() (*Process, error) {
+	select {
+	case <-p.done:
+	default:
+		return nil, fmt.Errorf("restart %s: it is still running", p.Name)
+	}
+	cmd := exec.Command(p.cmd.Path, p.cmd.Args[1:]...)
+	cmd.Env = p.cmd.Env
+	return launch(p.Name, p.Log, os.O_APPEND, cmd)
 }
 
 // Done is closed when the process has exited.
@@ -88,6 +108,25 @@ func (p *Process) Stop(grace time.Duration) error {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	<-p.done
 	return fmt.Errorf("%s did not stop within %s of SIGTERM and was killed", p.Name, grace)
+}
+
+// Kill ends the process and its process group at once with SIGKILL, as a
+// crash or the kernel's OOM killer would: nothing gets to clean up. It
+// returns once the process has exited.
+func (p *Process) Kill() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		// Not a group leader after all: kill the process alone.
+		if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("kill %s: %w", p.Name, err)
+		}
+	}
+	<-p.done
+	return nil
 }
 
 // Tail returns the last n lines of the process's log.

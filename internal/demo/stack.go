@@ -35,6 +35,11 @@ type Config struct {
 	Assets string
 	// Out receives the narration.
 	Out io.Writer
+	// BrokerOptions are mosquitto's options. The zero value is what
+	// `make demo` runs: no persistence and mosquitto's default limits.
+	// Tests that kill the broker set Persistence, so that it comes back
+	// with its retained messages and sessions.
+	BrokerOptions testenv.BrokerOptions
 }
 
 // managerUser is the identity the operator runs as: the ServiceAccount
@@ -57,6 +62,10 @@ type Stack struct {
 	Broker   *testenv.Broker
 	Firmware *FirmwareServer
 	Manager  *Process
+
+	// managerProbe is the operator's health probe address, which a
+	// restarted operator keeps.
+	managerProbe string
 
 	env   *envtest.Environment
 	procs []*Process
@@ -172,12 +181,16 @@ func (s *Stack) startBroker(context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	b, err := testenv.NewBroker(dir, testenv.BrokerOptions{})
+	b, err := testenv.NewBroker(dir, s.cfg.BrokerOptions)
 	if err != nil {
 		return err
 	}
 	s.Broker = b
-	s.say("==> broker: mosquitto at %s (config: %s)", b.URL(), s.rel(filepath.Join(dir, "mosquitto.conf")))
+	persistent := ""
+	if s.cfg.BrokerOptions.Persistence {
+		persistent = ", persistent"
+	}
+	s.say("==> broker: mosquitto at %s%s (config: %s)", b.URL(), persistent, s.rel(filepath.Join(dir, "mosquitto.conf")))
 	return nil
 }
 
@@ -204,10 +217,58 @@ func (s *Stack) startManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Manager = p
+	s.Manager, s.managerProbe = p, probe
 	s.say("==> operator: KUBECONFIG=%s %s %s", s.rel(kubeconfig), s.rel(bin), strings.Join(args, " "))
 	s.say("    runs as %s; log: %s", managerUser, s.rel(p.Log))
-	ready := "http://" + probe + "/readyz"
+	if err := s.waitManagerReady(ctx, start); err != nil {
+		return err
+	}
+	s.say("    ready in %s", since(start))
+	return nil
+}
+
+// RestartManager ends the operator and starts it again with the same
+// kubeconfig and flags, and waits until it is ready, as StartStack does.
+// With kill it ends with SIGKILL, as a crash or an OOM kill would end it,
+// so nothing is released or flushed; otherwise it is asked to stop with
+// SIGTERM. The new operator's output goes on in the same log. It must not
+// be called concurrently with itself or Stop.
+func (s *Stack) RestartManager(ctx context.Context, kill bool) error {
+	old := s.Manager
+	how := "SIGKILL"
+	if kill {
+		if err := old.Kill(); err != nil {
+			return err
+		}
+	} else {
+		how = "SIGTERM"
+		if err := old.Stop(20 * time.Second); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	p, err := old.Restart()
+	if err != nil {
+		return err
+	}
+	for i := range s.procs {
+		if s.procs[i] == old {
+			s.procs[i] = p
+		}
+	}
+	s.Manager = p
+	if err := s.waitManagerReady(ctx, start); err != nil {
+		return err
+	}
+	s.say("==> operator restarted after %s: ready in %s", how, since(start))
+	return nil
+}
+
+// waitManagerReady waits until the operator's readiness probe answers 200,
+// for up to a minute after start.
+func (s *Stack) waitManagerReady(ctx context.Context, start time.Time) error {
+	p := s.Manager
+	ready := "http://" + s.managerProbe + "/readyz"
 	for {
 		if err := p.Exited(); err != nil {
 			return err
@@ -225,8 +286,14 @@ func (s *Stack) startManager(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	s.say("    ready in %s", since(start))
 	return nil
+}
+
+// Samples writes the overlay that points config/samples at this stack's
+// broker and firmware server, and returns the objects it renders, for
+// callers that create or adapt them themselves.
+func (s *Stack) Samples(ctx context.Context) (*Samples, error) {
+	return s.writeSamples(ctx)
 }
 
 // start starts a process whose log goes into the stack's directory; Stop

@@ -103,20 +103,19 @@ type Device struct {
 	// repeating it).
 	pubMu sync.Mutex
 
-	mu          sync.Mutex
-	version     string
-	client      *mqtt.Client // nil while offline or rebooting
-	conn        net.Conn     // client's latest network connection, for Kill
-	rebooting   bool
-	stopped     bool
-	last        *noticeKey                  // the last update notice acted on
-	job         *job                        // nil when idle
-	held        map[string]*protocol.Notice // the latest notice per notice topic
-	status      *protocol.Status            // the latest status
-	statusAcked bool                        // the broker acknowledged status
-	rng         *rand.Rand
-	counts      counts
-	wg          sync.WaitGroup
+	mu        sync.Mutex
+	version   string
+	client    *mqtt.Client // nil while offline or rebooting
+	conn      net.Conn     // client's latest network connection, for Kill
+	rebooting bool
+	stopped   bool
+	last      *noticeKey                  // the last update notice acted on
+	job       *job                        // nil when idle
+	held      map[string]*protocol.Notice // the latest notice per notice topic
+	status    *protocol.Status            // the latest status
+	rng       *rand.Rand
+	counts    counts
+	wg        sync.WaitGroup
 }
 
 // New returns a device that is not yet connected.
@@ -317,8 +316,7 @@ func (d *Device) reconnected(c *mqtt.Client) {
 
 // announce does what docs/protocol.md §2.3 asks after every CONNACK:
 // presence, inventory, both notice subscriptions (which makes the broker
-// send the retained notices again), and the current status if a rollout
-// is in progress or the broker never acknowledged it.
+// send the retained notices again), and the latest status, if any.
 func (d *Device) announce(ctx context.Context, c *mqtt.Client) error {
 	d.mu.Lock()
 	version := d.version
@@ -351,11 +349,15 @@ func (d *Device) announce(ctx context.Context, c *mqtt.Client) error {
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
 	d.mu.Lock()
-	st, acked := d.status, d.statusAcked
-	// A device rebooting into new firmware reports the outcome next.
-	busy := d.job != nil && !d.rebooting
+	st := d.status
+	// A device rebooting into new firmware reports the outcome next
+	// (docs/protocol.md §10.5): that is its latest status.
+	outcomeNext := d.job != nil && d.rebooting
 	d.mu.Unlock()
-	if st != nil && (busy || !acked) {
+	// Even a finished, acknowledged status: a broker can acknowledge a
+	// message and then lose it (mosquitto acknowledges before it writes
+	// to disk), and the same retained bytes again change nothing.
+	if st != nil && !outcomeNext {
 		return d.publishStatus(ctx, c, st)
 	}
 	return nil
@@ -666,7 +668,7 @@ func (d *Device) report(j *job, s protocol.State, progress int, reason, message 
 	}
 	d.mu.Lock()
 	j.state = s
-	d.status, d.statusAcked = st, false
+	d.status = st
 	c := d.client
 	switch s {
 	case protocol.StateSucceeded:
@@ -698,15 +700,7 @@ func (d *Device) publishStatus(ctx context.Context, c *mqtt.Client, st *protocol
 	if err != nil {
 		return err
 	}
-	err = c.Publish(ctx, d.message(d.topics.Status(d.cfg.ID), payload, protocol.StatusContentType))
-	if err == nil {
-		d.mu.Lock()
-		if d.status == st {
-			d.statusAcked = true
-		}
-		d.mu.Unlock()
-	}
-	return err
+	return c.Publish(ctx, d.message(d.topics.Status(d.cfg.ID), payload, protocol.StatusContentType))
 }
 
 // reboot restarts the device into version ("" keeps the running one):
