@@ -141,6 +141,10 @@ type Session struct {
 	lastErr error
 	syncErr *SyncError
 	epoch   int64 // counts connections made and lost
+	// abortAttempt cancels the sync attempt under way: a request in
+	// flight when its connection drops would otherwise wait out its
+	// whole timeout.
+	abortAttempt context.CancelFunc
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -353,12 +357,15 @@ func retry(ctx context.Context, fn func() error) bool {
 // subscribes to the begin marker, the device topics and the end marker in
 // one SUBSCRIBE, and waits until the handler has seen the end marker.
 func (s *Session) syncOnce(ctx context.Context, verify bool) error {
-	epoch := s.currentEpoch()
+	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	epoch := s.epoch
+	s.abortAttempt = cancel
+	s.mu.Unlock()
 	lost := func() bool { return !s.client.IsConnected() || s.currentEpoch() != epoch }
 	// Marker values must never reach a subscription of ours live, or a
 	// begin and end without a replay between them would count as one.
-	uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	if err := s.client.Unsubscribe(uctx, s.beginTopic, s.endTopic); err != nil && lost() {
 		return errConnectionLost
 	} else if err != nil && !isRefusal(err) {
@@ -493,6 +500,10 @@ func (s *Session) newEpoch() {
 	defer s.mu.Unlock()
 	s.epoch++
 	s.syncedAt.Store(0)
+	if s.abortAttempt != nil {
+		s.abortAttempt()
+		s.abortAttempt = nil
+	}
 }
 
 func (s *Session) currentEpoch() int64 {
