@@ -136,14 +136,18 @@ func TestFleetRestartWithoutFalseWarning(t *testing.T) {
 	}
 	ready("fleet ready")
 	stop()
-	startManager(t)
-	// The new manager's session has synced when LastSyncTime moves on.
-	before := getFleet(t, ns, "fleet").Status.LastSyncTime
-	eventually(t, 30*time.Second, "a new sync by the new manager", func() (bool, string) {
-		f := getFleet(t, ns, "fleet")
-		return f.Status.LastSyncTime != nil && before != nil && f.Status.LastSyncTime.After(before.Time) &&
-			apimeta.IsStatusConditionTrue(f.Status.Conditions, v1.ConditionReady), fmt.Sprintf("%v", f.Status.LastSyncTime)
+	_, reg := startManagerWithMetrics(t)
+	// The new manager's own metrics say when its session has synced.
+	want := fmt.Sprintf(`
+# HELP herald_fleet_synced 1 while a fleet's device state is rebuilt from a complete retained replay on the current connection.
+# TYPE herald_fleet_synced gauge
+herald_fleet_synced{fleet="fleet",namespace=%q} 1
+`, ns)
+	eventually(t, 30*time.Second, "a sync by the new manager", func() (bool, string) {
+		err := testutil.GatherAndCompare(reg, strings.NewReader(want), "herald_fleet_synced")
+		return err == nil, fmt.Sprint(err)
 	})
+	ready("fleet ready under the new manager")
 	if r := fleetEvents(t, ns, "fleet"); hasReason(r, "BrokerDisconnected") {
 		t.Fatalf("events %v: a restart is not a lost broker connection", r)
 	}
