@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,15 +35,6 @@ func fleetEvents(t *testing.T, ns, name string) []string {
 	return out
 }
 
-func hasReason(reasons []string, reason string) bool {
-	for _, r := range reasons {
-		if r == reason {
-			return true
-		}
-	}
-	return false
-}
-
 // TestFleetDeviceLimit: a fleet with more devices than spec.maxDevices
 // tracks the cap's worth, says so in a condition, an event and a metric,
 // and recovers when the cap is raised.
@@ -62,7 +54,7 @@ func TestFleetDeviceLimit(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, "a DeviceLimitReached event", func() (bool, string) {
 		r := fleetEvents(t, ns, "fleet")
-		return hasReason(r, v1.ReasonDeviceLimitReached), fmt.Sprint(r)
+		return slices.Contains(r, v1.ReasonDeviceLimitReached), fmt.Sprint(r)
 	})
 	want := fmt.Sprintf(`
 # HELP herald_fleet_device_limit_reached 1 while a fleet has more devices on its broker than spec.maxDevices lets Herald track.
@@ -148,23 +140,12 @@ herald_fleet_synced{fleet="fleet",namespace=%q} 1
 		return err == nil, fmt.Sprint(err)
 	})
 	ready("fleet ready under the new manager")
-	if r := fleetEvents(t, ns, "fleet"); hasReason(r, "BrokerDisconnected") {
+	if r := fleetEvents(t, ns, "fleet"); slices.Contains(r, "BrokerDisconnected") {
 		t.Fatalf("events %v: a restart is not a lost broker connection", r)
 	}
 }
 
 func patchFleet(t *testing.T, f *v1.DeviceFleet, mutate func(*v1.DeviceFleet)) {
 	t.Helper()
-	for range 10 {
-		cur := getFleet(t, f.Namespace, f.Name)
-		mutate(cur)
-		err := k8s.Update(context.Background(), cur)
-		if err == nil {
-			return
-		}
-		if !strings.Contains(err.Error(), "the object has been modified") {
-			t.Fatal(err)
-		}
-	}
-	t.Fatal("could not update the fleet: conflicts")
+	update(t, func() *v1.DeviceFleet { return getFleet(t, f.Namespace, f.Name) }, mutate)
 }

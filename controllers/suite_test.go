@@ -236,8 +236,15 @@ func createFleet(t testing.TB, ns, name, root string) *v1.DeviceFleet {
 
 func patchRollout(t testing.TB, ro *v1.FirmwareRollout, mutate func(*v1.FirmwareRollout)) {
 	t.Helper()
+	update(t, func() *v1.FirmwareRollout { return getRollout(t, ro.Namespace, ro.Name) }, mutate)
+}
+
+// update applies mutate to the latest version of an object, retrying on
+// conflicts with the controllers' own writes.
+func update[T client.Object](t testing.TB, get func() T, mutate func(T)) {
+	t.Helper()
 	for range 10 {
-		cur := getRollout(t, ro.Namespace, ro.Name)
+		cur := get()
 		mutate(cur)
 		err := k8s.Update(context.Background(), cur)
 		if err == nil {
@@ -247,5 +254,5 @@ func patchRollout(t testing.TB, ro *v1.FirmwareRollout, mutate func(*v1.Firmware
 			t.Fatal(err)
 		}
 	}
-	t.Fatal("could not update the rollout: conflicts")
+	t.Fatalf("could not update %T: conflicts", get())
 }

@@ -182,7 +182,7 @@ func (s *Stack) waitFleet(ctx context.Context, samples *Samples, n int, sim *Pro
 			return nil, fmt.Errorf("DeviceFleet %s did not become Ready with %d devices within a minute: devices %+v, conditions %+v, error %v",
 				key, n, f.Status.Devices, f.Status.Conditions, err)
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !Sleep(ctx, 200*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
@@ -274,7 +274,7 @@ func (s *Stack) watchRollout(ctx context.Context, o Options, samples *Samples, s
 				approveAt = time.Time{}
 				// The next status shows the approval taken.
 				for cur.Status.Phase == v1.PhaseWaitingForApproval && ctx.Err() == nil {
-					if !sleep(ctx, 100*time.Millisecond) || s.Client.Get(ctx, key, &cur) != nil {
+					if !Sleep(ctx, 100*time.Millisecond) || s.Client.Get(ctx, key, &cur) != nil {
 						break
 					}
 				}
@@ -283,7 +283,7 @@ func (s *Stack) watchRollout(ctx context.Context, o Options, samples *Samples, s
 		if time.Now().After(deadline) {
 			return &cur, fmt.Errorf("FirmwareRollout %s did not finish within %s: phase %s, %s", key.Name, o.Timeout, st.Phase, st.Message)
 		}
-		if !sleep(ctx, 250*time.Millisecond) {
+		if !Sleep(ctx, 250*time.Millisecond) {
 			return &cur, ctx.Err()
 		}
 	}
@@ -324,7 +324,7 @@ func (s *Stack) settle(ctx context.Context, key client.ObjectKey) (*v1.FirmwareR
 		if time.Now().After(deadline) {
 			return &ro, fmt.Errorf("after the pause, %d devices were still updating a minute later", t.Notified+t.InProgress)
 		}
-		if !sleep(ctx, 250*time.Millisecond) {
+		if !Sleep(ctx, 250*time.Millisecond) {
 			return &ro, ctx.Err()
 		}
 	}
@@ -376,7 +376,7 @@ func (s *Stack) summarize(ctx context.Context, samples *Samples, ro *v1.Firmware
 		if st.Phase != v1.PhaseSucceeded || countOf(f.Status.FirmwareVersions, ro.Spec.Firmware.Version) >= t.Succeeded {
 			break
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !Sleep(ctx, 200*time.Millisecond) {
 			break
 		}
 	}
@@ -415,7 +415,7 @@ func (s *Stack) keep(ctx context.Context, samples *Samples) {
 	s.say("    %s apply -k %s", kubectl, s.rel(samples.Overlay))
 	s.say("    logs: %s, %s", s.rel(filepath.Join(s.cfg.Dir, "manager.log")), s.rel(filepath.Join(s.cfg.Dir, "fleetsim.log")))
 	seen := map[string]string{}
-	for sleep(ctx, time.Second) {
+	for Sleep(ctx, time.Second) {
 		var list v1.FirmwareRolloutList
 		if err := s.Client.List(ctx, &list); err != nil {
 			continue

@@ -282,7 +282,7 @@ func (s *Stack) waitManagerReady(ctx context.Context, start time.Time) error {
 		if time.Since(start) > 60*time.Second {
 			return fmt.Errorf("the operator was not ready within a minute; see %s", s.rel(p.Log))
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if !Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -406,8 +406,8 @@ func since(start time.Time) string {
 	return time.Since(start).Round(100 * time.Millisecond).String()
 }
 
-// sleep waits for d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
+// Sleep waits for d or until ctx ends, and reports whether d passed.
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

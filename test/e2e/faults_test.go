@@ -59,7 +59,7 @@ func TestFaultBrokerKills(t *testing.T) {
 			// The outage is a fault parameter, not a wait for an event:
 			// a longer one makes reconnect attempts fail and back off.
 			down := time.Duration(r.Int64N(int64(500 * time.Millisecond)))
-			if !pause(ctx, down) {
+			if !demo.Sleep(ctx, down) {
 				return "", ctx.Err()
 			}
 			start := time.Now()
@@ -730,17 +730,5 @@ func eventually(ctx context.Context, interval time.Duration, cond func() (bool, 
 			return ctx.Err()
 		case <-t.C:
 		}
-	}
-}
-
-// pause waits for d or until ctx ends, and reports whether d passed.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
