@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/fleet"
+	"github.com/heraldiot/herald/internal/rollout"
 )
 
 // +kubebuilder:rbac:groups=herald.dev,resources=firmwarerollouts,verbs=get;list;watch;update;patch
@@ -69,19 +71,23 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 
 	before := ro.Status.DeepCopy()
+	var events []rollout.Event
 	defer func() {
 		if equality.Semantic.DeepEqual(before, &ro.Status) {
 			return
 		}
 		// Status is a summary for people and GitOps tools: write it at
-		// most once per statusInterval, and come back for the rest.
-		if wait := r.statusWait(ro.UID); wait > 0 && before.Phase == ro.Status.Phase {
+		// most once per statusInterval, and come back for the rest. A
+		// transition (new phase, wave events) is written at once.
+		if wait := r.statusWait(ro.UID); wait > 0 && before.Phase == ro.Status.Phase && len(events) == 0 {
 			if res.RequeueAfter == 0 || wait < res.RequeueAfter {
 				res.RequeueAfter = wait
 			}
 			return
 		}
 		if err := r.Status().Update(ctx, &ro); err != nil {
+			// The transition was not recorded: the next plan, from the
+			// status as written, finds it again and announces it then.
 			if !apierrors.IsConflict(err) {
 				retErr = err
 			}
@@ -89,6 +95,9 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			return
 		}
 		r.wroteStatus(ro.UID)
+		for _, e := range events {
+			r.Recorder.Eventf(&ro, nil, e.Type, e.Reason, "Reconcile", "%s", e.Message)
+		}
 	}()
 
 	s, fl, err := r.fleetSession(ctx, &ro)
@@ -108,33 +117,32 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	limiter := r.limiter(&ro)
 	state := s.State()
-	out, err := plan(planInput{
-		rollout:          &ro,
-		devices:          state.Each,
-		notices:          state.Notices(),
-		topics:           s.Topics,
-		now:              r.Now(),
-		offlineGrace:     grace,
-		supersededModels: superseded,
-		noticeBudget:     limiter.available(r.Now()),
+	now := r.Now()
+	out := rollout.Plan(rollout.Input{
+		Rollout:          &ro,
+		Devices:          state.EachReport,
+		Notices:          state.Notices(),
+		Topics:           s.Topics,
+		Now:              now,
+		OfflineGrace:     grace,
+		SupersededModels: superseded,
+		NoticeBudget:     limiter.available(now),
 	})
+	withdrawn, err := r.publish(ctx, s, &ro, out.Actions, out.CancelNotice, limiter)
 	if err != nil {
-		ro.Status.ObservedGeneration = ro.Generation
-		ro.Status.Phase = v1.PhaseFailed
-		ro.Status.Message = err.Error()
-		setRolloutConditions(&ro.Status, ro.Generation, false, "", false)
-		return ctrl.Result{}, nil
-	}
-	if err := r.publish(ctx, s, &ro, out, limiter); err != nil {
 		log.Error(err, "publishing notices")
-		out.requeueAfter = 2 * time.Second
+		out.RequeueAfter = 2 * time.Second
 	}
-	for _, e := range out.events {
-		r.Recorder.Eventf(&ro, nil, e[0], e[1], "Reconcile", "%s", e[2])
+	if out.WithdrawAll && withdrawn > 0 {
+		// Announced at once: the notices are gone whether or not the
+		// status write below succeeds.
+		r.Recorder.Eventf(&ro, nil, corev1.EventTypeNormal, "NoticesWithdrawn", "Withdraw",
+			"withdrew %d retained notices (%s)", withdrawn, out.Status.Phase)
 	}
-	ro.Status = out.status
+	events = out.Events
+	ro.Status = out.Status
 	r.Metrics.observeRollout(&ro)
-	return ctrl.Result{RequeueAfter: out.requeueAfter}, nil
+	return ctrl.Result{RequeueAfter: out.RequeueAfter}, nil
 }
 
 // fleetSession finds the rollout's fleet and its synced session. A nil
@@ -218,63 +226,75 @@ func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.Firmw
 const publishWorkers = 32
 
 // publish carries out the plan's notice actions on the broker: cancel
-// notices first (before the retained notices they explain disappear), then
-// publishes and withdrawals.
-func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Session, ro *v1.FirmwareRollout, out planOutput, limiter *rateLimiter) error {
-	if len(out.actions) == 0 {
-		return nil
+// notices first when asked (before the retained notices they explain
+// disappear), then publishes and withdrawals. It returns how many notices
+// it withdrew.
+func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Session, ro *v1.FirmwareRollout, actions []rollout.Action, cancelFirst bool, limiter *rateLimiter) (int, error) {
+	if len(actions) == 0 {
+		return 0, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := r.Now()
-	notice, err := noticeMessage(ro, s.Version(), now)
+	notice, err := noticeMessage(ro, s.Version())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fleetName := ro.Spec.FleetRef.Name
-	if out.cancelNotice {
-		var withdrawals []noticeAction
-		for _, a := range out.actions {
-			if a.withdraw {
-				withdrawals = append(withdrawals, a)
-			}
+	var withdrawals []rollout.Action
+	for _, a := range actions {
+		if a.Withdraw {
+			withdrawals = append(withdrawals, a)
 		}
-		err := forEach(ctx, withdrawals, func(a noticeAction) error {
-			if err := s.Publish(ctx, cancelMessage(ro, a.topic, now)); err != nil {
+	}
+	if cancelFirst && len(withdrawals) > 0 {
+		cm, err := cancelMessage(ro, now)
+		if err != nil {
+			return 0, err
+		}
+		err = forEach(ctx, withdrawals, func(a rollout.Action) error {
+			m := *cm
+			m.Topic = a.Topic
+			if err := s.Publish(ctx, &m); err != nil {
 				return err
 			}
 			r.Metrics.noticePublished(ro.Namespace, fleetName, "cancel")
 			return nil
 		})
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return forEach(ctx, out.actions, func(a noticeAction) error {
-		m, action := withdrawMessage(a.topic), "withdraw"
-		if !a.withdraw {
+	var withdrawn atomic.Int64
+	err = forEach(ctx, actions, func(a rollout.Action) error {
+		m, action := withdrawMessage(a.Topic), "withdraw"
+		if !a.Withdraw {
 			m, action = *notice, "update"
-			m.Topic = a.topic
+			m.Topic = a.Topic
 			limiter.take(now)
 		}
 		if err := s.Publish(ctx, &m); err != nil {
-			return fmt.Errorf("%s: %w", a.topic, err)
+			return fmt.Errorf("%s: %w", a.Topic, err)
+		}
+		if a.Withdraw {
+			withdrawn.Add(1)
 		}
 		r.Metrics.noticePublished(ro.Namespace, fleetName, action)
 		s.Published(m.Topic, m.Payload, now)
 		return nil
 	})
+	return int(withdrawn.Load()), err
 }
 
 // forEach runs fn for every action on up to publishWorkers goroutines and
 // returns the first error.
-func forEach(ctx context.Context, actions []noticeAction, fn func(noticeAction) error) error {
+func forEach(ctx context.Context, actions []rollout.Action, fn func(rollout.Action) error) error {
 	var (
 		wg    sync.WaitGroup
 		once  sync.Once
 		first error
 	)
-	work := make(chan noticeAction)
+	work := make(chan rollout.Action)
 	for range min(publishWorkers, len(actions)) {
 		wg.Add(1)
 		go func() {
@@ -322,16 +342,24 @@ func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.
 		if synced, _ := s.Synced(); !synced {
 			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 		}
-		var actions []noticeAction
+		var actions []rollout.Action
 		for topic, n := range s.State().Notices() {
 			if n.RolloutUID == string(ro.UID) {
-				actions = append(actions, noticeAction{topic: topic, withdraw: true})
+				actions = append(actions, rollout.Action{Topic: topic, Withdraw: true})
 			}
 		}
-		if err := r.publish(ctx, s, ro, planOutput{actions: actions, cancelNotice: true}, r.limiter(ro)); err != nil {
+		// Deleting a finished rollout is cleanup: devices that finished
+		// need nothing, and those still at work on an aborted or canceled
+		// one were told when it ended. Deleting a running rollout stops
+		// it, so devices at work hear a cancel first.
+		cancelFirst := !ro.Status.Phase.Terminal()
+		n, err := r.publish(ctx, s, ro, actions, cancelFirst, r.limiter(ro))
+		if err != nil {
 			return ctrl.Result{}, err
 		}
-		r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, "NoticesWithdrawn", "Delete", "withdrew %d retained notices", len(actions))
+		if n > 0 {
+			r.Recorder.Eventf(ro, nil, corev1.EventTypeNormal, "NoticesWithdrawn", "Delete", "withdrew %d retained notices (deleted)", n)
+		}
 	}
 	controllerutil.RemoveFinalizer(ro, noticeFinalizer)
 	r.forget(ro.UID)

@@ -170,7 +170,8 @@ func (m *Metrics) observeRollout(ro *v1.FirmwareRollout) {
 	t := ro.Status.Totals
 	for state, n := range map[string]int32{
 		"waiting": t.Waiting, "notified": t.Notified, "inProgress": t.InProgress, "succeeded": t.Succeeded,
-		"failed": t.Failed, "rejected": t.Rejected, "canceled": t.Canceled,
+		"failed": t.Failed, "rejected": t.Rejected, "canceled": t.Canceled, "skipped": t.Skipped,
+		"timedOut": t.TimedOut,
 	} {
 		m.rolloutDevices.WithLabelValues(ro.Namespace, ro.Name, string(state)).Set(float64(n))
 	}

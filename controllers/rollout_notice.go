@@ -1,17 +1,13 @@
 package controllers
 
 import (
-	"encoding/json"
 	"time"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/rollout"
 	"github.com/heraldiot/herald/mqtt"
 	"github.com/heraldiot/herald/protocol"
 )
-
-// noticeExpiry is the v5 message expiry of a retained notice: long enough
-// for devices that are offline for weeks to find it when they return.
-const noticeExpiry = 30 * 24 * time.Hour
 
 func rolloutRef(ro *v1.FirmwareRollout) protocol.RolloutRef {
 	return protocol.RolloutRef{Namespace: ro.Namespace, Name: ro.Name, UID: string(ro.UID)}
@@ -20,10 +16,9 @@ func rolloutRef(ro *v1.FirmwareRollout) protocol.RolloutRef {
 // noticeMessage is the retained update notice of a rollout. Its issue time
 // is the rollout's creation time, so republishing it yields the same bytes
 // and devices order competing notices by it.
-func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, _ time.Time) (*mqtt.Message, error) {
+func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version) (*mqtt.Message, error) {
 	fw := &ro.Spec.Firmware
 	n := protocol.Notice{
-		V:               protocol.Version,
 		Action:          protocol.ActionUpdate,
 		Rollout:         rolloutRef(ro),
 		TargetVersion:   fw.Version,
@@ -40,14 +35,14 @@ func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, _ time.Time) (*
 	for _, u := range append([]string{fw.URL}, fw.Mirrors...) {
 		n.Artifacts = append(n.Artifacts, protocol.Artifact{URL: u})
 	}
-	payload, err := json.Marshal(&n)
+	payload, err := protocol.MarshalNotice(&n)
 	if err != nil {
 		return nil, err
 	}
 	m := &mqtt.Message{Payload: payload, Retain: true, QoS: mqtt.AtLeastOnce}
 	if version == mqtt.V5 {
 		m.PayloadUTF8 = true
-		m.Expiry = noticeExpiry
+		m.Expiry = rollout.NoticeExpiry
 		m.ContentType = protocol.NoticeContentType
 		m.UserProperties = []mqtt.UserProperty{
 			{Key: protocol.UserPropertyRolloutUID, Value: string(ro.UID)},
@@ -58,12 +53,15 @@ func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, _ time.Time) (*
 }
 
 // cancelMessage tells devices listening now that the rollout is withdrawn;
-// the retained notice is cleared right after it.
-func cancelMessage(ro *v1.FirmwareRollout, topic string, now time.Time) *mqtt.Message {
-	payload, _ := json.Marshal(&protocol.Notice{
-		V: protocol.Version, Action: protocol.ActionCancel, Rollout: rolloutRef(ro), IssuedAt: now.UTC(),
+// the retained notice is cleared right after it. The caller sets the topic.
+func cancelMessage(ro *v1.FirmwareRollout, now time.Time) (*mqtt.Message, error) {
+	payload, err := protocol.MarshalNotice(&protocol.Notice{
+		Action: protocol.ActionCancel, Rollout: rolloutRef(ro), IssuedAt: now.UTC().Truncate(time.Second),
 	})
-	return &mqtt.Message{Topic: topic, Payload: payload, QoS: mqtt.AtLeastOnce}
+	if err != nil {
+		return nil, err
+	}
+	return &mqtt.Message{Payload: payload, QoS: mqtt.AtLeastOnce}, nil
 }
 
 // withdrawMessage clears a retained notice: an empty retained message.

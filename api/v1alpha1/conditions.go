@@ -16,6 +16,10 @@ const (
 	ConditionProgressing = "Progressing"
 	// ConditionPaused is True while a rollout is paused, by spec or by its failure policy.
 	ConditionPaused = "Paused"
+	// ConditionFinished is True once a rollout has reached a terminal phase
+	// (Succeeded, Aborted, Canceled or Failed), whatever the outcome: what
+	// `kubectl wait --for=condition=Finished` waits for.
+	ConditionFinished = "Finished"
 	// ConditionDegraded is True when failures tripped the failure policy.
 	ConditionDegraded = "Degraded"
 	// ConditionDeviceLimitReached is True when a fleet has more devices on
@@ -74,4 +78,5 @@ const (
 	ReasonSuperseded         = "Superseded"
 	ReasonRateLimited        = "RateLimited"
 	ReasonWithinPolicy       = "WithinPolicy"
+	ReasonRunning            = "Running"
 )

@@ -31,10 +31,35 @@ type FirmwareRolloutSpec struct {
 	FailurePolicy *FailurePolicy `json:"failurePolicy,omitempty"`
 
 	// DeviceTimeout is how long a device may take from accepting the
-	// update to reporting the outcome before it counts as failed.
+	// update to reporting the outcome before it counts as failed. It runs
+	// on the operator's clock from the receipt of the device's latest
+	// report; device timestamps are never used for timeouts.
 	// +optional
 	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="deviceTimeout must be at least 1s"
 	DeviceTimeout *metav1.Duration `json:"deviceTimeout,omitempty"`
+
+	// ResponseTimeout is how long an online device a notice reaches may
+	// stay silent before it counts as failed ("no answer"), so that a
+	// device that ignores or cannot read its notice does not hold its wave
+	// forever. It runs on the operator's clock from the later of the
+	// notice's publication and the device coming online.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="responseTimeout must be at least 1s"
+	ResponseTimeout *metav1.Duration `json:"responseTimeout,omitempty"`
+
+	// SkipDevices are device IDs the rollout stops waiting for: an
+	// unfinished device listed here counts as skipped, no longer holds its
+	// wave, and gets no per-device notice. (A group notice still reaches
+	// it; docs/operator.md explains.) Devices that finished keep their
+	// outcome.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(d, d.matches('^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$'))",message="each device ID must be 1-64 characters of letters, digits, '.', '_' or '-', not starting with '.'"
+	SkipDevices []string `json:"skipDevices,omitempty"`
 
 	// Paused stops new notices; devices already notified carry on.
 	// +optional
@@ -204,7 +229,25 @@ type FailurePolicy struct {
 	// +optional
 	// +kubebuilder:default=Pause
 	Action FailureAction `json:"action,omitempty"`
+
+	// Rejections says whether devices that decline the update count as
+	// failures (Fail, the default: a rollout every device rejects is not
+	// a success) or are left out of the policy's arithmetic (Ignore).
+	// +optional
+	// +kubebuilder:default=Fail
+	Rejections RejectionPolicy `json:"rejections,omitempty"`
 }
+
+// RejectionPolicy is how a failure policy counts rejections.
+// +kubebuilder:validation:Enum=Fail;Ignore
+type RejectionPolicy string
+
+const (
+	// RejectionsFail counts a rejection as a failure.
+	RejectionsFail RejectionPolicy = "Fail"
+	// RejectionsIgnore leaves rejections out of the failure policy.
+	RejectionsIgnore RejectionPolicy = "Ignore"
+)
 
 // RolloutPhase is a one-word summary of a rollout.
 // +kubebuilder:validation:Enum=Pending;Progressing;Paused;WaitingForApproval;Succeeded;Failed;Aborted;Canceled
@@ -250,8 +293,14 @@ type WaveStatus struct {
 	Notified int32 `json:"notified"`
 	// Succeeded devices among them.
 	Succeeded int32 `json:"succeeded"`
-	// Failed devices among them (failed, rejected or timed out).
+	// Failed devices among them (reported failure or timed out).
 	Failed int32 `json:"failed"`
+	// Rejected devices among them (declined the update).
+	// +optional
+	Rejected int32 `json:"rejected,omitempty"`
+	// Skipped devices among them (listed in spec.skipDevices before they finished).
+	// +optional
+	Skipped int32 `json:"skipped,omitempty"`
 	// StartTime is when the wave's first notice went out.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
@@ -274,21 +323,32 @@ type DeviceTotals struct {
 	Succeeded int32 `json:"succeeded"`
 	// Failed devices: reported failure or timed out.
 	Failed int32 `json:"failed"`
+	// TimedOut devices, among Failed: no outcome within deviceTimeout, or
+	// no answer to their notice within responseTimeout.
+	// +optional
+	TimedOut int32 `json:"timedOut,omitempty"`
 	// Rejected devices: declined the update.
 	Rejected int32 `json:"rejected"`
-	// Canceled devices: stopped because the notice was withdrawn.
+	// Canceled devices: reported that they stopped on a cancel notice.
 	Canceled int32 `json:"canceled"`
+	// Skipped devices: listed in spec.skipDevices before they finished.
+	// +optional
+	Skipped int32 `json:"skipped,omitempty"`
 	// Offline targeted devices that have not finished.
 	Offline int32 `json:"offline"`
 }
 
-// DeviceFailure is one failed device, kept as a sample for people to look at.
+// DeviceFailure is one failed or rejecting device, kept as a sample for
+// people to look at.
 type DeviceFailure struct {
 	// Device is the device ID.
 	Device string `json:"device"`
+	// State is failed or rejected.
+	// +optional
+	State string `json:"state,omitempty"`
 	// Reason is what the device (or the timeout) reported.
 	Reason string `json:"reason"`
-	// Time of the failure report.
+	// Time the operator received the report (or the timeout expired).
 	Time metav1.Time `json:"time"`
 }
 
@@ -298,7 +358,8 @@ type FirmwareRolloutStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, Reconciling, Stalled, Progressing, Paused, Degraded.
+	// Conditions: Ready, Reconciling, Stalled, Finished, Progressing,
+	// Paused, Degraded.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -325,7 +386,8 @@ type FirmwareRolloutStatus struct {
 	// +optional
 	Totals DeviceTotals `json:"totals,omitzero"`
 
-	// FailureSample is a bounded sample of failed devices, most recent first.
+	// FailureSample is a bounded sample of failed and rejecting devices,
+	// most recent first.
 	// +optional
 	// +kubebuilder:validation:MaxItems=10
 	FailureSample []DeviceFailure `json:"failureSample,omitempty"`
@@ -353,6 +415,7 @@ type FirmwareRolloutStatus struct {
 // +kubebuilder:printcolumn:name="Wave",type=integer,JSONPath=`.status.currentWave`
 // +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.totals.failed`
+// +kubebuilder:printcolumn:name="Rejected",type=integer,JSONPath=`.status.totals.rejected`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type FirmwareRollout struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -81,11 +81,7 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 			return Result{}
 		}
 		d.SeenPresence, d.Online = true, online
-		if online {
-			d.OfflineSince = 0
-		} else {
-			d.OfflineSince = now.Unix()
-		}
+		d.PresenceSince = now.Unix()
 		return Result{Changed: true}
 	case protocol.TopicInventory:
 		inv, err := protocol.ParseInventory(payload)
@@ -114,15 +110,18 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		if d == nil {
 			return Result{OverLimit: true}
 		}
-		d.StatusRollout = s.intern(st.RolloutUID)
-		d.StatusState = st.State
 		// Reasons are free-form: each device keeps its own, and it goes
 		// with the device's next report.
-		d.StatusReason = st.Reason
-		d.StatusTime = st.Time.Unix()
-		if d.StatusTime <= 0 {
-			d.StatusTime = now.Unix()
+		r := Report{Rollout: s.intern(st.RolloutUID), State: st.State, Reason: st.Reason, Seen: now.Unix()}
+		if !st.Time.IsZero() {
+			r.Time = st.Time.Unix()
 		}
+		if r.same(&d.Status) {
+			// A device republishes its latest status after every
+			// CONNACK: the report is not new, and neither is its clock.
+			return Result{Status: st.State}
+		}
+		s.report(d, r)
 		return Result{Changed: true, Status: st.State}
 	case protocol.TopicNotice:
 		return s.applyNotice(topic, payload, now)
@@ -139,11 +138,12 @@ func (s *State) withdraw(id string, kind protocol.TopicKind) Result {
 	}
 	switch kind {
 	case protocol.TopicPresence:
-		d.SeenPresence, d.Online, d.OfflineSince = false, false, 0
+		d.SeenPresence, d.Online, d.PresenceSince = false, false, 0
 	case protocol.TopicInventory:
 		d.HasInventory = false
 	case protocol.TopicStatus:
-		d.StatusRollout, d.StatusState, d.StatusReason, d.StatusTime = "", "", "", 0
+		d.Status = Report{}
+		delete(s.earlier, id)
 	}
 	s.forgetIfEmpty(d)
 	return Result{Changed: true}

@@ -409,7 +409,7 @@ func TestSlowOperatorLosesNoAcknowledgement(t *testing.T) {
 			waitFor(t, 60*time.Second, "every device's last status in the state", func() (bool, string) {
 				succeeded := 0
 				s.State().Each(func(d *Device) {
-					if d.StatusState == protocol.StateSucceeded {
+					if d.Status.State == protocol.StateSucceeded {
 						succeeded++
 					}
 				})

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,31 +20,46 @@ type Device struct {
 	FirmwareVersion  string
 	HardwareRevision string
 	Labels           map[string]string // shared between devices with equal labels; read only
-	HasInventory     bool
 
-	// Presence.
+	// Status is the device's latest status report.
+	Status Report
+
+	// PresenceSince is when this process first saw the device's current
+	// presence (unix seconds; 0 when no presence was ever seen). It is
+	// this process's observation, so a restart moves it forward.
+	PresenceSince int64
+
+	HasInventory bool
 	Online       bool
 	SeenPresence bool
-	OfflineSince int64 // unix seconds; 0 while online or never seen
+	Cohort       uint8
+}
 
-	// Latest status report.
-	StatusRollout string // rollout UID
-	StatusState   protocol.State
-	StatusReason  string
-	StatusTime    int64 // unix seconds
+// Report is a device's status report on one rollout.
+type Report struct {
+	Rollout string // rollout UID
+	State   protocol.State
+	Reason  string
+	// Time is the device's own timestamp (unix seconds). It is shown to
+	// people but never used for timeouts: device clocks drift and reset.
+	Time int64
+	// Seen is when this process received the report (unix seconds), the
+	// clock every timeout runs on.
+	Seen int64
+}
 
-	Cohort uint8
+// same reports whether r and o are the same report, whenever received.
+func (r *Report) same(o *Report) bool {
+	return r.Rollout == o.Rollout && r.State == o.State && r.Reason == o.Reason && r.Time == o.Time
 }
 
 // sameRecord reports whether d and o hold the same broker state. Times
-// are left out: when a device went offline is this process's observation,
-// and a status without a time of its own gets the time it was applied.
+// of observation are left out: they belong to this process, not the broker.
 func (d *Device) sameRecord(o *Device) bool {
 	return d.Model == o.Model && d.FirmwareVersion == o.FirmwareVersion &&
 		d.HardwareRevision == o.HardwareRevision && maps.Equal(d.Labels, o.Labels) &&
 		d.HasInventory == o.HasInventory && d.Online == o.Online && d.SeenPresence == o.SeenPresence &&
-		d.StatusRollout == o.StatusRollout && d.StatusState == o.StatusState &&
-		d.StatusReason == o.StatusReason
+		d.Status.same(&o.Status)
 }
 
 // NoticeRef is a retained notice on the broker, by topic.
@@ -85,10 +101,22 @@ type State struct {
 	notices   map[string]NoticeRef
 	strings   map[string]string
 	labelSets map[string]map[string]string
+	// earlier holds, per device, its latest report on each of the last
+	// few rollouts it reported on before its current one, newest first, so
+	// that a report on one rollout does not erase the device's progress in
+	// another (a device may answer a notice it declines while it installs
+	// another rollout's image). The broker retains only the latest report,
+	// so this is lost when the process restarts.
+	earlier   map[string][]Report
 	malformed int64
 	// overLimit counts messages about devices beyond the cap.
 	overLimit int64
 }
+
+// maxEarlierReports bounds the reports kept per device besides its
+// latest: a device juggling more rollouts than this at once is already
+// outside the protocol.
+const maxEarlierReports = 3
 
 // NewState returns an empty state.
 func NewState(l Limits) *State {
@@ -101,6 +129,7 @@ func NewState(l Limits) *State {
 		notices:   make(map[string]NoticeRef),
 		strings:   make(map[string]string),
 		labelSets: make(map[string]map[string]string),
+		earlier:   make(map[string][]Report),
 	}
 }
 
@@ -165,8 +194,9 @@ func (s *State) device(id string) *Device {
 
 // forgetIfEmpty drops a device the broker no longer holds anything for.
 func (s *State) forgetIfEmpty(d *Device) {
-	if !d.HasInventory && !d.SeenPresence && d.StatusRollout == "" {
+	if !d.HasInventory && !d.SeenPresence && d.Status.Rollout == "" {
 		delete(s.devices, d.ID)
+		delete(s.earlier, d.ID)
 	}
 }
 
@@ -230,6 +260,50 @@ func (s *State) Each(fn func(*Device)) {
 	}
 }
 
+// EachReport calls fn for every device under the read lock, in no
+// particular order, with the device's latest report on the rollout with
+// UID uid, if it made one. fn must not keep the pointer or call back into
+// the state.
+func (s *State) EachReport(uid string, fn func(d *Device, rep *Report)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, d := range s.devices {
+		var rep *Report
+		if d.Status.Rollout == uid {
+			rep = &d.Status
+		} else if e := s.earlier[id]; len(e) > 0 {
+			for i := range e {
+				if e[i].Rollout == uid {
+					rep = &e[i]
+					break
+				}
+			}
+		}
+		fn(d, rep)
+	}
+}
+
+// report makes r the device's latest report, keeping its previous one as
+// an earlier report when it was on another rollout.
+func (s *State) report(d *Device, r Report) {
+	prev := d.Status
+	d.Status = r
+	e := s.earlier[d.ID]
+	// The new report replaces any earlier one on the same rollout.
+	e = slices.DeleteFunc(e, func(x Report) bool { return x.Rollout == r.Rollout || x.Rollout == prev.Rollout })
+	if prev.Rollout != "" && prev.Rollout != r.Rollout {
+		e = slices.Insert(e, 0, prev)
+		if len(e) > maxEarlierReports {
+			e = e[:maxEarlierReports]
+		}
+	}
+	if len(e) == 0 {
+		delete(s.earlier, d.ID)
+		return
+	}
+	s.earlier[d.ID] = e
+}
+
 // differences counts the devices and notices whose broker state differs
 // between s and o.
 func (s *State) differences(o *State) int {
@@ -273,8 +347,22 @@ func (s *State) carryOver(old *State) {
 	defer old.mu.RUnlock()
 	for id, d := range s.devices {
 		od, ok := old.devices[id]
-		if ok && !d.Online && !od.Online && od.OfflineSince != 0 && (d.OfflineSince == 0 || od.OfflineSince < d.OfflineSince) {
-			d.OfflineSince = od.OfflineSince
+		if !ok {
+			continue
+		}
+		if d.SeenPresence && od.SeenPresence && d.Online == od.Online && od.PresenceSince != 0 && od.PresenceSince < d.PresenceSince {
+			d.PresenceSince = od.PresenceSince
+		}
+		if d.Status.same(&od.Status) && od.Status.Seen != 0 && od.Status.Seen < d.Status.Seen {
+			d.Status.Seen = od.Status.Seen
+		}
+		// The replay holds only latest reports: earlier ones come from
+		// the old state, less any the rebuilt latest report replaces.
+		if e := old.earlier[id]; len(e) > 0 {
+			kept := slices.DeleteFunc(slices.Clone(e), func(x Report) bool { return x.Rollout == d.Status.Rollout })
+			if len(kept) > 0 {
+				s.earlier[id] = kept
+			}
 		}
 	}
 	for topic, ref := range s.notices {

@@ -178,10 +178,68 @@ func TestDifferencesAndCarryOver(t *testing.T) {
 	}
 	rebuilt.carryOver(old)
 	rebuilt.Each(func(d *Device) {
-		if d.ID == "a" && d.OfflineSince != early.Unix() {
-			t.Fatalf("offline since %d, want the earlier observation %d", d.OfflineSince, early.Unix())
+		if d.ID == "a" && d.PresenceSince != early.Unix() {
+			t.Fatalf("offline since %d, want the earlier observation %d", d.PresenceSince, early.Unix())
+		}
+		if d.ID == "c" && d.Status.Seen != early.Unix() {
+			t.Fatalf("report seen at %d, want the earlier observation %d: a re-sync must not restart a device's timeout", d.Status.Seen, early.Unix())
 		}
 	})
+}
+
+// TestReportsOnOtherRollouts: a device's report on one rollout does not
+// erase its report on another, also across a rebuild; a report that
+// repeats the latest one (a device republishing after CONNACK) keeps the
+// time it was first received.
+func TestReportsOnOtherRollouts(t *testing.T) {
+	topics := mustTopics(t, "others")
+	t1, t2, t3 := time.Unix(1000, 0), time.Unix(2000, 0), time.Unix(3000, 0)
+	s := NewState(Limits{})
+	s.Apply(topics, topics.Status("d"), statusPayload(t, "A", "", protocol.StateInstalling), t1)
+	s.Apply(topics, topics.Status("d"), statusPayload(t, "B", "older-notice", protocol.StateRejected), t2)
+	s.Apply(topics, topics.Status("d"), statusPayload(t, "B", "older-notice", protocol.StateRejected), t3)
+	reportOn := func(s *State, uid string) *Report {
+		var got *Report
+		s.EachReport(uid, func(d *Device, rep *Report) {
+			if rep != nil {
+				r := *rep
+				got = &r
+			}
+		})
+		return got
+	}
+	if r := reportOn(s, "A"); r == nil || r.State != protocol.StateInstalling || r.Seen != t1.Unix() {
+		t.Fatalf("report on A = %+v, want installing seen at %d", r, t1.Unix())
+	}
+	if r := reportOn(s, "B"); r == nil || r.State != protocol.StateRejected || r.Seen != t2.Unix() {
+		t.Fatalf("report on B = %+v, want rejected first seen at %d", r, t2.Unix())
+	}
+	if r := reportOn(s, "C"); r != nil {
+		t.Fatalf("report on C = %+v, want none", r)
+	}
+	// A rebuilt state holds the latest report only; carryOver restores
+	// the rest.
+	rebuilt := NewState(Limits{})
+	rebuilt.Apply(topics, topics.Status("d"), statusPayload(t, "B", "older-notice", protocol.StateRejected), t3)
+	rebuilt.carryOver(s)
+	if r := reportOn(rebuilt, "A"); r == nil || r.State != protocol.StateInstalling {
+		t.Fatalf("after a rebuild, report on A = %+v, want installing", r)
+	}
+	// Back on A: the earlier report on A is replaced, B's is kept.
+	s.Apply(topics, topics.Status("d"), statusPayload(t, "A", "", protocol.StateSucceeded), t3)
+	if r := reportOn(s, "A"); r == nil || r.State != protocol.StateSucceeded {
+		t.Fatalf("report on A = %+v, want succeeded", r)
+	}
+	if r := reportOn(s, "B"); r == nil || r.State != protocol.StateRejected {
+		t.Fatalf("report on B = %+v, want rejected", r)
+	}
+	// The memory is bounded per device.
+	for i := range 10 {
+		s.Apply(topics, topics.Status("d"), statusPayload(t, fmt.Sprintf("X%d", i), "", protocol.StateRejected), t3)
+	}
+	if n := len(s.earlier["d"]); n != maxEarlierReports {
+		t.Fatalf("%d earlier reports kept, want %d", n, maxEarlierReports)
+	}
 }
 
 func TestApplyReportsWhyAMessageIsMalformed(t *testing.T) {

@@ -1,0 +1,135 @@
+package rollout
+
+import (
+	"sort"
+	"time"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+)
+
+// desiredNotices lists the notice topics the started waves call for, within
+// the in-progress cap. Without a label selector, a group notice serves a
+// (model, cohort) whose targets are all in started waves; every device a
+// group notice reaches is then a target, or filters itself out by model or
+// current version exactly as the operator does. Otherwise, and always under
+// a label selector, devices get per-device notices.
+func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.WaveStatus) map[string]Action {
+	started := func(w int) bool { return w < len(waves) && waves[w].StartTime != nil }
+	type groupKey struct {
+		model  string
+		cohort int
+	}
+	type group struct {
+		key      groupKey
+		devices  []*target
+		complete bool
+	}
+	groups := map[groupKey]*group{}
+	var order []*group
+	for i := range targets {
+		t := &targets[i]
+		k := groupKey{t.model, t.cohort}
+		g := groups[k]
+		if g == nil {
+			g = &group{key: k, complete: !sel.perDevice}
+			groups[k] = g
+			order = append(order, g)
+		}
+		if started(t.wave) {
+			g.devices = append(g.devices, t)
+		} else {
+			g.complete = false
+		}
+	}
+	uid := string(in.Rollout.UID)
+	has := func(topic string) bool { n, ok := in.Notices[topic]; return ok && n.RolloutUID == uid }
+	maxInProgress := int(in.Rollout.Spec.Strategy.MaxInProgress)
+	outstanding := 0
+	for i := range targets {
+		if p := targets[i].progress; p == notified || p == inProgress {
+			outstanding++
+		}
+	}
+	desired := map[string]Action{}
+	for _, g := range order {
+		if len(g.devices) == 0 {
+			continue
+		}
+		if g.complete {
+			topic := in.Topics.GroupNotice(g.key.model, g.key.cohort)
+			// Notices already out stay; new ones respect the cap, though
+			// the first always goes so that a cap below a group's size
+			// cannot stall the rollout.
+			if !has(topic) && maxInProgress > 0 {
+				fresh := 0
+				for _, t := range g.devices {
+					if t.progress == waiting {
+						fresh++
+					}
+				}
+				if outstanding > 0 && outstanding+fresh > maxInProgress {
+					continue
+				}
+				outstanding += fresh
+			}
+			desired[topic] = Action{Topic: topic}
+			continue
+		}
+		for _, t := range g.devices {
+			if t.current || t.progress == skipped {
+				continue
+			}
+			topic := in.Topics.DeviceNotice(t.id)
+			if !has(topic) && maxInProgress > 0 && t.progress == waiting {
+				if outstanding >= maxInProgress {
+					continue
+				}
+				outstanding++
+			}
+			desired[topic] = Action{Topic: topic, Device: t.id}
+		}
+	}
+	return desired
+}
+
+// noticeActions diffs desired notices against the broker's retained ones,
+// within the publish budget. It returns a retry delay when the budget cut
+// the list short.
+func noticeActions(in *Input, desired map[string]Action, withdrawAll bool) ([]Action, time.Duration) {
+	uid := string(in.Rollout.UID)
+	topics := make([]string, 0, len(desired))
+	for topic := range desired {
+		topics = append(topics, topic)
+	}
+	sort.Strings(topics)
+	var actions []Action
+	budget := in.NoticeBudget
+	var retry time.Duration
+	for _, topic := range topics {
+		// A notice carries an MQTT 5 message expiry; publish it again,
+		// with the same bytes, well before the broker drops it.
+		if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && in.Now.Sub(n.SeenAt) < NoticeExpiry/2 {
+			continue
+		}
+		if budget == 0 {
+			retry = rateLimitRetry
+			break
+		}
+		budget--
+		actions = append(actions, desired[topic])
+	}
+	var ours []string
+	for topic, n := range in.Notices {
+		if n.RolloutUID != uid {
+			continue
+		}
+		if _, want := desired[topic]; !want || withdrawAll {
+			ours = append(ours, topic)
+		}
+	}
+	sort.Strings(ours)
+	for _, topic := range ours {
+		actions = append(actions, Action{Topic: topic, Withdraw: true})
+	}
+	return actions, retry
+}

@@ -1,0 +1,211 @@
+package rollout
+
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+)
+
+// Plan decides the rollout's next step. It is a pure function of in.
+func Plan(in Input) Output {
+	ro := in.Rollout
+	prev := &ro.Status
+	// A succeeded rollout's result is final: later device traffic (late
+	// joiners on a retained notice, a newer rollout) does not rewrite it.
+	// It can still be canceled.
+	if prev.Phase == v1.PhaseSucceeded && !ro.Spec.Canceled {
+		out := Output{Status: *prev.DeepCopy()}
+		out.Status.ObservedGeneration = ro.Generation
+		return out
+	}
+	sel, err := compile(ro)
+	if err != nil {
+		return invalid(in, err)
+	}
+	targets := selectTargets(&in, sel)
+	reach(&in, sel, targets)
+	pol := evaluatePolicy(ro.Spec.FailurePolicy, targets)
+	if prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled {
+		return ended(in, targets, pol)
+	}
+
+	st := v1.FirmwareRolloutStatus{
+		ObservedGeneration: ro.Generation,
+		Conditions:         prev.Conditions,
+		Phase:              prev.Phase,
+		StartTime:          prev.StartTime,
+		CompletionTime:     prev.CompletionTime,
+		Waves:              make([]v1.WaveStatus, len(ro.Spec.Strategy.Waves)),
+	}
+	for i := range st.Waves {
+		st.Waves[i].State = v1.WavePending
+		if i < len(prev.Waves) {
+			st.Waves[i].StartTime = prev.Waves[i].StartTime
+			st.Waves[i].CompletionTime = prev.Waves[i].CompletionTime
+		}
+	}
+	var out Output
+	superseded := isSuperseded(&in)
+	switch {
+	case ro.Spec.Canceled:
+		st.Phase, st.Message = v1.PhaseCanceled, "canceled by spec.canceled: notices withdrawn"
+		out.WithdrawAll, out.CancelNotice = true, true
+	case superseded:
+		st.Phase, st.Message = v1.PhaseCanceled, "superseded by a newer rollout for the same fleet and models: notices withdrawn"
+		out.WithdrawAll = true
+	case pol.abort:
+		st.Phase = v1.PhaseAborted
+		st.Message = fmt.Sprintf("failure policy tripped (%d of %d finished devices failed): notices withdrawn", pol.failed, pol.finished)
+		out.WithdrawAll, out.CancelNotice = true, true
+	}
+
+	walk := walkWaves(&in, &st, targets, pol, out.WithdrawAll)
+	st.CurrentWave = 0
+	for i := range st.Waves {
+		if st.Waves[i].StartTime != nil {
+			st.CurrentWave = int32(i + 1)
+		}
+	}
+	if st.StartTime == nil && st.CurrentWave > 0 {
+		t := metav1.NewTime(in.Now)
+		st.StartTime = &t
+	}
+
+	var desired map[string]Action
+	if !out.WithdrawAll {
+		desired = desiredNotices(&in, sel, targets, st.Waves)
+	}
+	out.Actions, out.RequeueAfter = noticeActions(&in, desired, out.WithdrawAll)
+
+	fillTotals(&st, targets)
+	st.FailureSample = failureSample(targets)
+	if !out.WithdrawAll {
+		st.Phase, st.Message = phase(&in, &st, pol, walk)
+	} else {
+		st.Message += "; " + outcome(&st.Totals)
+	}
+	if st.Phase.Terminal() && st.CompletionTime == nil {
+		t := metav1.NewTime(in.Now)
+		st.CompletionTime = &t
+	}
+	setConditions(&st, ro.Generation, pol, walk.gate, superseded)
+
+	n := len(st.Waves)
+	for _, i := range walk.started {
+		out.Events = append(out.Events, Event{"Normal", "WaveStarted",
+			fmt.Sprintf("wave %d of %d started: %d devices", i+1, n, st.Waves[i].Targeted)})
+	}
+	for _, i := range walk.completed {
+		out.Events = append(out.Events, Event{"Normal", "WaveCompleted",
+			fmt.Sprintf("wave %d of %d completed: %s", i+1, n, waveOutcome(&st.Waves[i]))})
+	}
+	if prev.Phase != st.Phase {
+		if e, ok := phaseEvent(st.Phase, st.Message); ok {
+			out.Events = append(out.Events, e)
+		}
+	}
+	if !st.Phase.Terminal() {
+		out.RequeueAfter = requeue(&in, targets, walk, out.RequeueAfter)
+	}
+	out.Status = st
+	return out
+}
+
+// invalid is the plan for a spec that cannot be acted on: the rollout is
+// Failed (Stalled) until the spec changes, and nothing is published.
+func invalid(in Input, err error) Output {
+	ro := in.Rollout
+	st := *ro.Status.DeepCopy()
+	st.ObservedGeneration = ro.Generation
+	st.Phase, st.Message = v1.PhaseFailed, err.Error()
+	setConditions(&st, ro.Generation, policy{}, "", false)
+	out := Output{Status: st}
+	if ro.Status.Phase != v1.PhaseFailed || ro.Status.Message != st.Message {
+		e, _ := phaseEvent(v1.PhaseFailed, st.Message)
+		out.Events = append(out.Events, e)
+	}
+	return out
+}
+
+// ended is the plan for an aborted or canceled rollout: its phase, waves
+// and message stand, its counts go on following what devices report (the
+// cancels they acknowledge, installs that finish anyway), and whatever of
+// its notices is still on the broker goes.
+func ended(in Input, targets []target, pol policy) Output {
+	ro := in.Rollout
+	st := *ro.Status.DeepCopy()
+	st.ObservedGeneration = ro.Generation
+	if len(st.Waves) != len(ro.Spec.Strategy.Waves) {
+		// The spec changed shape after the end; keep counting by the new one.
+		waves := make([]v1.WaveStatus, len(ro.Spec.Strategy.Waves))
+		copy(waves, st.Waves)
+		st.Waves = waves
+	}
+	fillTotals(&st, targets)
+	st.FailureSample = failureSample(targets)
+	setConditions(&st, ro.Generation, pol, "", isSuperseded(&in))
+	out := Output{Status: st, WithdrawAll: true}
+	out.Actions, _ = noticeActions(&in, nil, true)
+	return out
+}
+
+// isSuperseded reports whether newer rollouts took over every model of this one.
+func isSuperseded(in *Input) bool {
+	models := in.Rollout.Spec.Firmware.Models
+	for _, m := range models {
+		if !in.SupersededModels[m] {
+			return false
+		}
+	}
+	return len(models) > 0
+}
+
+// phase is the phase and message of a rollout that has not ended.
+func phase(in *Input, st *v1.FirmwareRolloutStatus, pol policy, walk waveWalk) (v1.RolloutPhase, string) {
+	spec := &in.Rollout.Spec
+	waves := len(spec.Strategy.Waves)
+	switch {
+	case pol.tripped:
+		return v1.PhasePaused, fmt.Sprintf("paused by the failure policy: %d of %d finished devices failed; %s", pol.failed, pol.finished, outcome(&st.Totals))
+	case spec.Paused:
+		return v1.PhasePaused, "paused by spec.paused; " + outcome(&st.Totals)
+	case walk.active < 0:
+		return v1.PhaseSucceeded, fmt.Sprintf("all %d waves completed: %d of %d devices on %s; %s",
+			waves, st.Totals.Succeeded, st.Totals.Targeted, spec.Firmware.Version, outcome(&st.Totals))
+	case walk.gate == v1.ReasonWaitingForApproval:
+		return v1.PhaseWaitingForApproval, fmt.Sprintf("wave %d waits for approval: set spec.approvedWaves to %d", walk.active+1, walk.gated)
+	case st.CurrentWave == 0:
+		return v1.PhasePending, "waiting to start"
+	case walk.gate == v1.ReasonSoaking:
+		return v1.PhaseProgressing, fmt.Sprintf("wave %d soaking until %s", walk.active, walk.soakUntil.UTC().Format(time.RFC3339))
+	}
+	return v1.PhaseProgressing, fmt.Sprintf("wave %d of %d in progress: %s", walk.active+1, waves, outcome(&st.Totals))
+}
+
+// requeue is when to come back for what no device message announces: a
+// soak ending, a device timing out. retry is the rate limit's delay, if any.
+func requeue(in *Input, targets []target, walk waveWalk, retry time.Duration) time.Duration {
+	next := idleRequeue
+	if !walk.soakUntil.IsZero() {
+		next = min(next, max(walk.soakUntil.Sub(in.Now), time.Second))
+	}
+	now := in.Now.Unix()
+	for i := range targets {
+		t := &targets[i]
+		if t.progress != inProgress && t.progress != notified {
+			continue
+		}
+		// One second past the deadline, so that it has passed; compared
+		// in seconds first, as a far deadline overflows a Duration.
+		if d := t.deadline - now; d > 0 && d < int64(next/time.Second) {
+			next = time.Duration(d+1) * time.Second
+		}
+	}
+	if retry > 0 && retry < next {
+		next = retry
+	}
+	return next
+}

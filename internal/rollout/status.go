@@ -1,0 +1,223 @@
+package rollout
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+)
+
+// fillTotals counts targets by progress, overall and per wave.
+func fillTotals(st *v1.FirmwareRolloutStatus, targets []target) {
+	t := &st.Totals
+	*t = v1.DeviceTotals{}
+	for i := range st.Waves {
+		w := &st.Waves[i]
+		w.Targeted, w.Notified, w.Succeeded, w.Failed, w.Rejected, w.Skipped = 0, 0, 0, 0, 0, 0
+	}
+	for i := range targets {
+		d := &targets[i]
+		t.Targeted++
+		if d.wave < len(st.Waves) {
+			w := &st.Waves[d.wave]
+			w.Targeted++
+			if d.progress != waiting {
+				w.Notified++
+			}
+			switch d.progress {
+			case succeeded:
+				w.Succeeded++
+			case failed:
+				w.Failed++
+			case rejected:
+				w.Rejected++
+			case skipped:
+				w.Skipped++
+			}
+		}
+		switch d.progress {
+		case waiting:
+			t.Waiting++
+		case notified:
+			t.Notified++
+		case inProgress:
+			t.InProgress++
+		case succeeded:
+			t.Succeeded++
+		case failed:
+			t.Failed++
+			if d.timedOut {
+				t.TimedOut++
+			}
+		case rejected:
+			t.Rejected++
+		case canceled:
+			t.Canceled++
+		case skipped:
+			t.Skipped++
+		}
+		if d.offline && !d.progress.finished() {
+			t.Offline++
+		}
+	}
+	st.Progress = fmt.Sprintf("%d/%d", t.Succeeded, t.Targeted)
+}
+
+// maxFailureSample bounds status.failureSample.
+const maxFailureSample = 10
+
+// failureSample is the most recent failed and rejecting devices.
+func failureSample(targets []target) []v1.DeviceFailure {
+	var bad []*target
+	for i := range targets {
+		if p := targets[i].progress; p == failed || p == rejected {
+			bad = append(bad, &targets[i])
+		}
+	}
+	sort.Slice(bad, func(i, j int) bool {
+		if bad[i].reportedAt != bad[j].reportedAt {
+			return bad[i].reportedAt > bad[j].reportedAt
+		}
+		return bad[i].id < bad[j].id
+	})
+	if len(bad) > maxFailureSample {
+		bad = bad[:maxFailureSample]
+	}
+	var out []v1.DeviceFailure
+	for _, t := range bad {
+		state, reason := "failed", t.reason
+		if t.progress == rejected {
+			state = "rejected"
+		}
+		if reason == "" {
+			reason = state
+		}
+		out = append(out, v1.DeviceFailure{Device: t.id, State: state, Reason: reason, Time: metav1.Unix(t.reportedAt, 0)})
+	}
+	return out
+}
+
+// outcome is a one-line account of the devices, for messages and events.
+func outcome(t *v1.DeviceTotals) string {
+	parts := []string{fmt.Sprintf("%d succeeded", t.Succeeded)}
+	for _, c := range []struct {
+		n    int32
+		what string
+	}{
+		{t.Failed, "failed"}, {t.Rejected, "rejected"}, {t.Canceled, "canceled"},
+		{t.Skipped, "skipped"}, {t.InProgress, "in progress"}, {t.Notified, "not answered yet"},
+	} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return fmt.Sprintf("%s of %d targeted", strings.Join(parts, ", "), t.Targeted)
+}
+
+func waveOutcome(w *v1.WaveStatus) string {
+	parts := []string{fmt.Sprintf("%d succeeded", w.Succeeded)}
+	for _, c := range []struct {
+		n    int32
+		what string
+	}{{w.Failed, "failed"}, {w.Rejected, "rejected"}, {w.Skipped, "skipped"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return fmt.Sprintf("%s of %d devices", strings.Join(parts, ", "), w.Targeted)
+}
+
+// setCondition sets or updates a condition; the transition time moves only
+// when the status does.
+func setCondition(conds *[]metav1.Condition, gen int64, typ string, status bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if status {
+		s = metav1.ConditionTrue
+	}
+	apimeta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// setAbnormal sets Reconciling or Stalled when on and removes it when off:
+// kstatus reads them as "abnormal-true" conditions, present only when true.
+func setAbnormal(conds *[]metav1.Condition, gen int64, typ string, on bool, reason, msg string) {
+	if !on {
+		apimeta.RemoveStatusCondition(conds, typ)
+		return
+	}
+	setCondition(conds, gen, typ, true, reason, msg)
+}
+
+// setConditions derives every condition from the phase, so they never
+// disagree with it. The mapping is what kstatus (Flux, Argo CD via its
+// health checks, kubectl wait) reads:
+//
+//	Pending, Progressing           Reconciling=True               InProgress
+//	Paused, WaitingForApproval     Ready=False                    InProgress (a person must act)
+//	Succeeded, Canceled            Ready=True                     Current
+//	Aborted, Failed                Stalled=True                   Failed
+//
+// Finished is True in every terminal phase, whatever the outcome.
+func setConditions(st *v1.FirmwareRolloutStatus, gen int64, pol policy, gate string, superseded bool) {
+	c := &st.Conditions
+	msg := st.Message
+	reason := map[v1.RolloutPhase]string{
+		v1.PhasePending:            "Pending",
+		v1.PhaseProgressing:        v1.ReasonWaveProgressing,
+		v1.PhasePaused:             v1.ReasonPausedBySpec,
+		v1.PhaseWaitingForApproval: v1.ReasonWaitingForApproval,
+		v1.PhaseSucceeded:          v1.ReasonRolloutSucceeded,
+		v1.PhaseFailed:             v1.ReasonInvalidSpec,
+		v1.PhaseAborted:            v1.ReasonRolloutAborted,
+		v1.PhaseCanceled:           v1.ReasonRolloutCanceled,
+	}[st.Phase]
+	switch {
+	case st.Phase == v1.PhasePaused && pol.tripped:
+		reason = v1.ReasonFailureThreshold
+	case st.Phase == v1.PhaseProgressing && gate == v1.ReasonSoaking:
+		reason = v1.ReasonSoaking
+	case st.Phase == v1.PhaseCanceled && superseded:
+		reason = v1.ReasonSuperseded
+	}
+	working := st.Phase == v1.PhasePending || st.Phase == v1.PhaseProgressing
+	terminal := st.Phase.Terminal()
+	setCondition(c, gen, v1.ConditionReady, st.Phase == v1.PhaseSucceeded || st.Phase == v1.PhaseCanceled, reason, msg)
+	setAbnormal(c, gen, v1.ConditionReconciling, working, reason, msg)
+	setAbnormal(c, gen, v1.ConditionStalled, st.Phase == v1.PhaseAborted || st.Phase == v1.PhaseFailed, reason, msg)
+	finishedReason := reason
+	if !terminal {
+		finishedReason = v1.ReasonRunning
+	}
+	setCondition(c, gen, v1.ConditionFinished, terminal, finishedReason, msg)
+	setCondition(c, gen, v1.ConditionProgressing, working, reason, msg)
+	setCondition(c, gen, v1.ConditionPaused, st.Phase == v1.PhasePaused, reason, msg)
+	degradedReason, degradedMsg := v1.ReasonWithinPolicy, "failures are within the failure policy"
+	if pol.tripped {
+		degradedReason, degradedMsg = v1.ReasonFailureThreshold, msg
+	}
+	setCondition(c, gen, v1.ConditionDegraded, pol.tripped, degradedReason, degradedMsg)
+}
+
+// phaseEvent announces a new phase.
+func phaseEvent(p v1.RolloutPhase, msg string) (Event, bool) {
+	switch p {
+	case v1.PhaseSucceeded:
+		return Event{"Normal", v1.ReasonRolloutSucceeded, msg}, true
+	case v1.PhaseAborted:
+		return Event{"Warning", v1.ReasonRolloutAborted, msg}, true
+	case v1.PhaseCanceled:
+		return Event{"Normal", v1.ReasonRolloutCanceled, msg}, true
+	case v1.PhasePaused:
+		return Event{"Warning", "RolloutPaused", msg}, true
+	case v1.PhaseWaitingForApproval:
+		return Event{"Normal", v1.ReasonWaitingForApproval, msg}, true
+	case v1.PhaseProgressing:
+		return Event{"Normal", "RolloutProgressing", msg}, true
+	case v1.PhaseFailed:
+		return Event{"Warning", v1.ReasonInvalidSpec, msg}, true
+	}
+	return Event{}, false
+}

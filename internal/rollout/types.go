@@ -1,0 +1,80 @@
+package rollout
+
+import (
+	"time"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/fleet"
+	"github.com/heraldiot/herald/protocol"
+)
+
+// Input is everything a rollout decision depends on.
+type Input struct {
+	Rollout *v1.FirmwareRollout
+	// Devices visits the fleet's devices, each with its latest report on
+	// the rollout with the given UID (nil when it made none); the callback
+	// must not keep either pointer. fleet.State.EachReport fits.
+	Devices func(uid string, fn func(*fleet.Device, *fleet.Report))
+	// Notices are the retained notices on the broker, by topic.
+	Notices map[string]fleet.NoticeRef
+	Topics  protocol.Topics
+	Now     time.Time
+	// OfflineGrace is how long an offline device holds back its wave.
+	OfflineGrace time.Duration
+	// SupersededModels are this rollout's models that a newer rollout for
+	// the same fleet has taken over.
+	SupersededModels map[string]bool
+	// NoticeBudget is how many notices may be published now (the rate
+	// limit); below zero means no limit.
+	NoticeBudget int
+}
+
+// Action is a retained notice to publish or withdraw.
+type Action struct {
+	Topic    string
+	Withdraw bool
+	// Device is set for a per-device notice.
+	Device string
+}
+
+// Event is a transition worth a Kubernetes Event.
+type Event struct {
+	Type    string // Normal or Warning
+	Reason  string
+	Message string
+}
+
+// Output is the decided status and broker actions.
+type Output struct {
+	Status  v1.FirmwareRolloutStatus
+	Actions []Action
+	// Events are emitted once the status that records them is written, so
+	// that a transition is announced once however often it is planned.
+	Events []Event
+	// WithdrawAll is set when every notice of the rollout must go
+	// (cancel, supersede, abort).
+	WithdrawAll bool
+	// CancelNotice asks for a cancel notice on each withdrawn topic before
+	// the withdrawal, telling devices at work to stop.
+	CancelNotice bool
+	// RequeueAfter is when to plan again without a device message.
+	RequeueAfter time.Duration
+}
+
+// Defaults of the spec's durations, for objects that predate them.
+const (
+	DefaultDeviceTimeout   = 30 * time.Minute
+	DefaultResponseTimeout = 10 * time.Minute
+)
+
+// NoticeExpiry is the MQTT 5 message expiry of a retained notice: long
+// enough for devices that are offline for weeks to find it when they
+// return. Plans republish a notice when half of it has passed.
+const NoticeExpiry = 30 * 24 * time.Hour
+
+// idleRequeue is how often a running rollout is planned even when nothing
+// announces a change.
+const idleRequeue = 30 * time.Second
+
+// rateLimitRetry is when to come back after the publish budget ran out.
+const rateLimitRetry = 5 * time.Second
