@@ -301,7 +301,7 @@ func (s *Stack) narrateWaves(prev, cur *v1.FirmwareRolloutStatus, waves int) {
 			s.say("    -> wave %d of %d started: notices reach %d more devices", i+1, waves, w.Targeted)
 		}
 		if w.CompletionTime != nil && was.CompletionTime == nil {
-			s.say("    -> wave %d of %d completed: %d devices, %d succeeded, %d failed or rejected", i+1, waves, w.Targeted, w.Succeeded, w.Failed)
+			s.say("    -> wave %d of %d completed: %d devices, %d succeeded, %d failed, %d rejected", i+1, waves, w.Targeted, w.Succeeded, w.Failed, w.Rejected)
 		}
 	}
 }
@@ -355,7 +355,7 @@ func (s *Stack) summarize(ctx context.Context, samples *Samples, ro *v1.Firmware
 	}
 	s.say("==> FirmwareRollout %s %s%s: %s", ro.Name, st.Phase, took, st.Message)
 	for i, w := range st.Waves {
-		s.say("      wave %d: %4d devices, %4d succeeded, %3d failed or rejected (%s)", i+1, w.Targeted, w.Succeeded, w.Failed, w.State)
+		s.say("      wave %d: %4d devices, %4d succeeded, %3d failed, %3d rejected (%s)", i+1, w.Targeted, w.Succeeded, w.Failed, w.Rejected, w.State)
 	}
 	s.say("    totals: %d targeted: %d succeeded, %d failed, %d rejected, %d canceled, %d waiting, %d offline",
 		t.Targeted, t.Succeeded, t.Failed, t.Rejected, t.Canceled, t.Waiting, t.Offline)

@@ -154,7 +154,8 @@ func expect(t *testing.T, n int, b devicesim.Behavior, ro *v1.FirmwareRollout, u
 			e.waiting++
 		case out.State == protocol.StateRejected:
 			e.rejected++
-			w.Failed++
+			w.Rejected++
+			e.failures[d.ID] = out.Reason
 		case out.State == protocol.StateFailed:
 			e.accepted++
 			e.failed++
@@ -202,8 +203,8 @@ func TestDemoRollout(t *testing.T) {
 	for i, w := range st.Waves {
 		ww := want.waves[i]
 		if w.State != v1.WaveCompleted || w.StartTime == nil || w.CompletionTime == nil ||
-			w.Targeted != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Notified != ww.Targeted {
-			t.Errorf("wave %d: %+v, want targeted %d succeeded %d failed %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed)
+			w.Targeted != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Rejected != ww.Rejected || w.Notified != ww.Targeted {
+			t.Errorf("wave %d: %+v, want targeted %d succeeded %d failed %d rejected %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed, ww.Rejected)
 		}
 	}
 	for _, c := range []struct {

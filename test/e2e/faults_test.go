@@ -324,7 +324,7 @@ func runFaultLoop(t *testing.T, fl faultLoop) {
 	t.Logf("totals: targeted %d, succeeded %d (%d already current), failed %d, rejected %d, canceled %d, waiting %d, notified %d, in progress %d",
 		tot.Targeted, tot.Succeeded, want.current, tot.Failed, tot.Rejected, tot.Canceled, tot.Waiting, tot.Notified, tot.InProgress)
 	for i, w := range got.Status.Waves {
-		t.Logf("wave %d: targeted %d, notified %d, succeeded %d, failed or rejected %d, %s", i+1, w.Targeted, w.Notified, w.Succeeded, w.Failed, w.State)
+		t.Logf("wave %d: targeted %d, notified %d, succeeded %d, failed %d, rejected %d, %s", i+1, w.Targeted, w.Notified, w.Succeeded, w.Failed, w.Rejected, w.State)
 	}
 	s := fleet.Stats()
 	t.Logf("devices: %d online of %d; %d updates, %d succeeded, %d failed, %d rejected, %d canceled, %d reboots",
@@ -468,8 +468,8 @@ func checkFaultRollout(t *testing.T, ro *v1.FirmwareRollout, want expected) {
 	for i, w := range st.Waves {
 		ww := want.waves[i]
 		if w.State != v1.WaveCompleted || w.StartTime == nil || w.CompletionTime == nil ||
-			w.Targeted != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Notified != ww.Targeted {
-			t.Errorf("wave %d: %+v, want completed with targeted %d (all notified), succeeded %d, failed %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed)
+			w.Targeted != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Rejected != ww.Rejected || w.Notified != ww.Targeted {
+			t.Errorf("wave %d: %+v, want completed with targeted %d (all notified), succeeded %d, failed %d, rejected %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed, ww.Rejected)
 		}
 	}
 	checkFailureSample(t, st.FailureSample, want)
