@@ -73,6 +73,19 @@ func TestRolloutValidation(t *testing.T) {
 		{"version with v prefix", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Version = "v2.1.0" },
 			"without a 'v' prefix"},
 		{"pre-release version", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Version = "2.1.0-rc.1" }, ""},
+		{"skip devices", func(r *v1.FirmwareRollout) { r.Spec.SkipDevices = []string{"sensor-0001", "b.2"} }, ""},
+		{"skip device with a wildcard", func(r *v1.FirmwareRollout) { r.Spec.SkipDevices = []string{"sensor/+"} },
+			"each device ID must be 1-64 characters"},
+		{"skip device twice", func(r *v1.FirmwareRollout) { r.Spec.SkipDevices = []string{"a", "a"} },
+			"Duplicate value"},
+		{"response timeout too short", func(r *v1.FirmwareRollout) {
+			r.Spec.ResponseTimeout = &metav1.Duration{Duration: 100 * time.Millisecond}
+		}, "responseTimeout must be at least 1s"},
+		{"device timeout zero", func(r *v1.FirmwareRollout) { r.Spec.DeviceTimeout = &metav1.Duration{} },
+			"deviceTimeout must be at least 1s"},
+		{"rejections unknown", func(r *v1.FirmwareRollout) {
+			r.Spec.FailurePolicy = &v1.FailurePolicy{MaxFailed: ptr.To[int32](1), Rejections: "Sometimes"}
+		}, "Unsupported value"},
 		{"url scheme", func(r *v1.FirmwareRollout) { r.Spec.Firmware.URL = "ftp://x/y" },
 			"url must start with https:// or http://"},
 		{"model with slash", func(r *v1.FirmwareRollout) { r.Spec.Firmware.Models = []string{"a/b"} },
