@@ -17,16 +17,23 @@ var comparisonOperators = []string{">=", "<=", "!=", ">", "<", "="}
 // Constraint is a parsed currentVersion constraint, such as
 // ">=1.2.0, <2.0.0". Devices evaluate these in firmware, so the grammar is
 // deliberately smaller than what semver libraries accept (no "^", "~",
-// "1.x" or hyphen ranges):
+// "1.x" or hyphen ranges). It is the grammar of docs/protocol.md §5.1,
+// which doc_test.go checks against the notice schema's pattern and this
+// parser:
 //
-//	constraint  = alternative *( OWS "||" OWS alternative )
+//	constraint  = OWS alternative *( OWS "||" OWS alternative ) OWS
 //	alternative = comparison *( OWS "," OWS comparison )
 //	comparison  = operator OWS version
 //	operator    = ">=" / "<=" / "!=" / ">" / "<" / "="
 //	OWS         = *" "
 //
-// where version is a SemVer 2.0.0 version without build metadata (which has
-// no place in precedence). A version satisfies the constraint when it
+// Spaces are allowed wherever one token meets another, at the ends too, so
+// that the simplest firmware parser, which splits at "||" and "," and trims
+// spaces from each piece, is exact; that is what ParseConstraint does.
+// version is a SemVer 2.0.0 version without build metadata (which has no
+// place in precedence), with numbers of at most MaxNumberDigits digits; the
+// 256 bytes of the whole constraint bound its length. A version satisfies
+// the constraint when it
 // satisfies every comparison of at least one alternative, comparing by
 // SemVer 2.0.0 precedence alone: pre-releases are ordinary versions, so
 // "<2.0.0" includes "2.0.0-rc.1", and build metadata is ignored.
@@ -82,9 +89,9 @@ func parseComparison(s string) (op, version string, err error) {
 		return "", "", fmt.Errorf("comparison %s has no operator (= != > >= < <=)", quote(s))
 	}
 	version = strings.TrimLeft(s[len(op):], " ")
-	v, err := semver.StrictNewVersion(version)
+	v, err := parseSemVer(version)
 	if err != nil {
-		return "", "", fmt.Errorf("comparison %s: %s is not a SemVer 2.0.0 version: %w", quote(s), quote(version), err)
+		return "", "", fmt.Errorf("comparison %s: %w", quote(s), err)
 	}
 	if v.Metadata() != "" {
 		return "", "", fmt.Errorf("comparison %s: build metadata has no precedence; drop %s", quote(s), quote("+"+v.Metadata()))

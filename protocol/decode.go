@@ -323,21 +323,76 @@ func (o *members) strs(name string, dst *[]string) bool {
 	return true
 }
 
-// time reads an RFC 3339 date-time and keeps it in UTC, the form the
+// time reads a date-time (see parseTime) and keeps it in UTC, the form the
 // marshal helpers write, so that parsed values compare equal.
 func (o *members) time(name string, dst *time.Time) bool {
 	s, ok := o.text(name, "an RFC 3339 date-time string")
 	if !ok {
 		return false
 	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	t, ok := parseTime(s)
+	if !ok {
 		o.fail(invalid(o.path()+name, "%s is not an RFC 3339 date-time such as 2026-03-02T08:00:00Z", quote(s)))
 		return false
 	}
 	*dst = t.UTC()
 	return true
 }
+
+// parseTime reads a date-time in the profile of RFC 3339 that
+// docs/protocol.md §5 defines:
+//
+//	YYYY-MM-DDTHH:MM:SS[.F]Z  or  YYYY-MM-DDTHH:MM:SS[.F]+HH:MM (or -HH:MM)
+//
+// with an upper-case T and Z, 1 to 9 fractional digits after a '.', hours
+// 00-23, minutes and seconds 00-59 (no leap second, 60) and an offset of
+// at most 23:59, on a day that exists. RFC 3339 also allows a lower-case t
+// and z and a leap second; the protocol does not, because common parsers,
+// time.Parse among them, refuse them, and a message that one reader takes
+// and another refuses is worse than one that every reader refuses.
+// time.Parse alone would not do either: it also takes a one-digit hour, a
+// ',' before the fraction, more than 9 fractional digits (dropping the
+// rest) and offsets such as +24:00 or +01:60, so the syntax is checked
+// here, byte by byte, before it decides the calendar.
+func parseTime(s string) (time.Time, bool) {
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(layout)+1 {
+		return time.Time{}, false
+	}
+	for i := range len(layout) {
+		if c := s[i]; (layout[i] == 'd' && !isDigit(c)) || (layout[i] != 'd' && c != layout[i]) {
+			return time.Time{}, false
+		}
+	}
+	if two(s[11:]) > 23 || two(s[14:]) > 59 || two(s[17:]) > 59 {
+		return time.Time{}, false
+	}
+	i := len(layout)
+	if s[i] == '.' {
+		j := i + 1
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if n := j - i - 1; n < 1 || n > 9 {
+			return time.Time{}, false
+		}
+		i = j
+	}
+	switch zone := s[i:]; {
+	case zone == "Z":
+	case len(zone) == 6 && (zone[0] == '+' || zone[0] == '-') && isDigit(zone[1]) && isDigit(zone[2]) &&
+		zone[3] == ':' && isDigit(zone[4]) && isDigit(zone[5]) && two(zone[1:]) <= 23 && two(zone[4:]) <= 59:
+	default:
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s) // the calendar: month 01-12, a day of that month
+	return t, err == nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// two returns the value of the two decimal digits that s starts with.
+func two(s string) int { return int(s[0]-'0')*10 + int(s[1]-'0') }
 
 // object reads a nested object; an absent one reads as empty.
 func (o *members) object(name string) *members {

@@ -160,8 +160,10 @@ func (o *oldMembers) time(name string, dst *time.Time) bool {
 	if !o.decode(name, &s, "an RFC 3339 date-time string") {
 		return false
 	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
+	// The profile of RFC 3339 is the protocol's, not a matter of decoding
+	// JSON: the reference shares it.
+	t, ok := parseTime(s)
+	if !ok {
 		o.fail(invalid(o.path+name, "%s is not an RFC 3339 date-time such as 2026-03-02T08:00:00Z", quote(s)))
 		return false
 	}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,12 +26,12 @@ const docPath = "../docs/protocol.md"
 // docBlock is a fenced code block that follows a marker comment such as
 // <!-- example: status -->.
 type docBlock struct {
-	marker, arg string
-	line        int // of the marker
+	marker, arg string // arg may hold '-': <!-- grammar: date-time -->
+	line        int    // of the marker
 	body        string
 }
 
-var markerRE = regexp.MustCompile(`^<!-- (example|schema|session)(?:: (\w+))? -->$`)
+var markerRE = regexp.MustCompile(`^<!-- (example|schema|session|grammar)(?:: ([\w-]+))? -->$`)
 
 func docBlocks(t *testing.T) []docBlock {
 	t.Helper()
@@ -218,7 +219,8 @@ func TestDocSchemaPatterns(t *testing.T) {
 	defs := schemas["notice"].Defs
 	samples := []string{"", "a", "0", ".a", "_a", "-a", "a.b", "a/b", "a b", "+", "#", "é", "$x",
 		strings.Repeat("a", 64), strings.Repeat("a", 65), "1.4.2", "v1.4.2", "1.4", "01.4.2", "1.0.0-rc.1",
-		"1.0.0-01", "1.0.0-0A", "1.0.0+b.7", "1.0.0+", "1.0.0-a..b", "1.0.0-" + strings.Repeat("a", 58),
+		"1.0.0-01", "1.0.0-0A", "1.0.0+b.7", "9999999999999999999.0.0", "10000000000000000000.0.0",
+		"0.0.0-9999999999999999999", "0.0.0-10000000000000000000", "0.0.0-x10000000000000000000", "0.0.0+10000000000000000000", "1.0.0+", "1.0.0-a..b", "1.0.0-" + strings.Repeat("a", 58),
 		"1.0.0-" + strings.Repeat("a", 59), ">=1.2.0, <2.0.0", ">=1.2.0,<2.0.0", " >= 1.2.0 , < 2.0.0 ",
 		"<1.4.0 || >=1.5.0, <2.0.0", "<1.4.0||>=1.5.0", "=1.0.0", "!=1.0.0-rc.1", "1.0.0", ">=1.2",
 		"^1.2.0", ">=1.2.0 <2.0.0", ">=1.2.0,", "||=1.0.0", "=>1.0.0", ">=1.0.0+b", ">=1.0.0\t",
@@ -351,5 +353,40 @@ func TestDocSession(t *testing.T) {
 	}
 	if publishes < 10 {
 		t.Errorf("the worked example has only %d publishes", publishes)
+	}
+}
+
+var refRE = regexp.MustCompile(`"\$ref": "#/\$defs/([^"]+)"`)
+
+// TestDocSchemaDefs: a definition that several schemas share is the same
+// in each, and every $ref names a definition of its own schema (a schema
+// must stand alone, so that a device's test suite can load one file).
+func TestDocSchemaDefs(t *testing.T) {
+	seen := map[string]string{} // def name → its compact JSON
+	for _, b := range blocksOf(t, "schema") {
+		var s struct {
+			Defs map[string]json.RawMessage `json:"$defs"`
+		}
+		if err := json.Unmarshal([]byte(b.body), &s); err != nil {
+			t.Fatalf("%s:%d: %v", docPath, b.line, err)
+		}
+		for _, m := range refRE.FindAllStringSubmatch(b.body, -1) {
+			if _, ok := s.Defs[m[1]]; !ok {
+				t.Errorf("%s:%d: %s schema refers to $defs/%s, which it does not define", docPath, b.line, b.arg, m[1])
+			}
+		}
+		for name, raw := range s.Defs {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, raw); err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := seen[name]; ok && prev != buf.String() {
+				t.Errorf("%s:%d: $defs/%s of the %s schema differs from another schema's", docPath, b.line, name, b.arg)
+			}
+			seen[name] = buf.String()
+		}
+	}
+	if _, ok := seen["time"]; !ok {
+		t.Error("no schema defines $defs/time")
 	}
 }

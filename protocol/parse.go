@@ -1,6 +1,10 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"time"
+)
 
 // The Parse functions decode one payload strictly but forward-compatibly:
 //
@@ -112,6 +116,64 @@ func ParseNotice(payload []byte) (Notice, error) {
 		o.str("releaseNotesURL", &n.ReleaseNotesURL)
 	}
 	return finish("notice", n, o, n.Validate)
+}
+
+// ParseRejectable reads, from an update notice that ParseNotice refused,
+// what a device needs to answer it with a rejected status and reason
+// ReasonInvalidNotice (docs/protocol.md §10.2, rule 1): rollout and
+// targetVersion, which a status echoes, and, when they are readable and
+// valid, models and issuedAt, so that a device of another model stays
+// silent and one that follows a newer notice does not answer an older one.
+//
+// It fails, and the device stays silent, when payload is not a JSON object
+// with "v": Version (a message of another version is not for this device
+// at all, docs/protocol.md §14), when "action" is not "update" (a
+// malformed cancel names nothing to stop and asks for no answer), and when
+// rollout or targetVersion is absent or invalid: without them no valid
+// status can name the rollout. Call it only after ParseNotice failed; it
+// does not tell valid notices from malformed ones.
+func ParseRejectable(payload []byte) (Notice, error) {
+	o, err := decodePayload(payload)
+	if err != nil {
+		return Notice{}, fmt.Errorf("notice: %w", err)
+	}
+	n := Notice{V: Version}
+	var action string
+	o.str("action", &action)
+	if err := o.error(); err != nil {
+		return Notice{}, fmt.Errorf("notice: %w", err)
+	}
+	if Action(action) != ActionUpdate {
+		return Notice{}, fmt.Errorf("notice: %w", invalid("action", "%s is not update", quote(action)))
+	}
+	n.Action = ActionUpdate
+	r := o.object("rollout")
+	r.str("namespace", &n.Rollout.Namespace)
+	r.str("name", &n.Rollout.Name)
+	r.str("uid", &n.Rollout.UID)
+	o.str("targetVersion", &n.TargetVersion)
+	err = o.error()
+	if err == nil {
+		err = n.Rollout.validate("rollout")
+	}
+	if err == nil {
+		err = checkVersion("targetVersion", n.TargetVersion)
+	}
+	if err != nil {
+		return Notice{}, fmt.Errorf("notice: %w", err)
+	}
+	// The optional parts: each one read on its own, and dropped when it
+	// is not valid.
+	invalidModel := func(m string) bool { return ValidSegment(m) != nil }
+	if o.strs("models", &n.Models) && (len(n.Models) > maxModels || slices.ContainsFunc(n.Models, invalidModel)) {
+		n.Models = nil
+	}
+	*o.err = nil
+	if !o.time("issuedAt", &n.IssuedAt) || checkTime("issuedAt", n.IssuedAt, true) != nil {
+		n.IssuedAt = time.Time{}
+	}
+	*o.err = nil
+	return n, nil
 }
 
 // finish returns the decoded value once its members decoded and it is

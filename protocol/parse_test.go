@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parsers parses a payload as each kind and returns the error alone.
@@ -311,4 +312,142 @@ func TestParseCopies(t *testing.T) {
 func TestParseTimeOutOfRange(t *testing.T) {
 	_, err := ParsePresence([]byte(`{"v":1,"state":"online","ts":"0001-01-01T00:00:00+01:00"}`))
 	wantErr(t, err, ErrInvalidField)
+}
+
+// timeCases are date-times and whether the protocol's profile of RFC 3339
+// (docs/protocol.md §5) takes them. TestParseTime runs them through the
+// parsers, TestDocTimePattern through the schemas' pattern.
+var timeCases = []struct {
+	in string
+	ok bool
+}{
+	{"2026-03-02T08:00:01Z", true},
+	{"2026-03-02T09:00:01+01:00", true},
+	{"2026-03-02T03:00:01-05:00", true},
+	{"2026-03-02T08:00:01-00:00", true}, // RFC 3339's "offset unknown": the UTC instant
+	{"2026-03-02T08:00:01.5Z", true},
+	{"2026-03-02T08:00:01.123456789Z", true},
+	{"2026-03-02T09:00:01.25+01:00", true},
+	{"2026-03-02T23:59:59+23:59", true},
+	{"2024-02-29T00:00:00Z", true},
+	{"9999-12-31T23:59:59Z", true},
+	// RFC 3339 allows these; the protocol does not.
+	{"2026-03-02t08:00:01Z", false},
+	{"2026-03-02T08:00:01z", false},
+	{"2016-12-31T23:59:60Z", false},
+	// Neither does RFC 3339, though time.Parse takes them.
+	{"2026-03-02T8:00:01Z", false},
+	{"2026-03-02T08:00:01,5Z", false},
+	{"2026-03-02T08:00:01.1234567891Z", false},
+	{"2026-03-02T08:00:01+24:00", false},
+	{"2026-03-02T08:00:01+01:60", false},
+	// Nor these.
+	{"2026-03-02T08:00:01.Z", false},
+	{"2026-03-02T08:00:01", false},
+	{"2026-03-02T08:00Z", false},
+	{"2026-03-02 08:00:01Z", false},
+	{"2026-03-02T08:00:01+0100", false},
+	{"2026-03-02T08:00:01+01", false},
+	{"2026-03-02T08:00:01 Z", false},
+	{"2026-03-02T08:00:01Z ", false},
+	{"+2026-03-02T08:00:01Z", false},
+	{"2026-3-02T08:00:01Z", false},
+	{"2026-02-29T08:00:01Z", false},
+	{"2026-04-31T08:00:01Z", false},
+	{"2026-13-02T08:00:01Z", false},
+	{"2026-00-02T08:00:01Z", false},
+	{"2026-03-00T08:00:01Z", false},
+	{"2026-03-02T24:00:00Z", false},
+	{"2026-03-02T08:60:01Z", false},
+	{"2026-03-02T08:00:01.５Z", false},
+	{"", false},
+}
+
+// TestParseTime: readers take exactly the profile of RFC 3339 the
+// protocol defines, in every payload, and compare instants.
+func TestParseTime(t *testing.T) {
+	for _, tc := range timeCases {
+		payload := `{"v":1,"state":"online","ts":"` + tc.in + `"}`
+		p, err := ParsePresence([]byte(payload))
+		if tc.ok {
+			want, perr := time.Parse(time.RFC3339Nano, tc.in)
+			switch {
+			case err != nil || perr != nil:
+				t.Errorf("%q: %v %v", tc.in, err, perr)
+			case !p.Time.Equal(want) || p.Time.Location() != time.UTC:
+				t.Errorf("%q read as %v", tc.in, p.Time)
+			}
+			continue
+		}
+		wantErr(t, err, ErrInvalidField)
+		_, err = ParseNotice([]byte(strings.Replace(goldenJSON("notice cancel"), "2026-03-02T09:30:00.25Z", tc.in, 1)))
+		wantErr(t, err, ErrInvalidField)
+	}
+}
+
+// TestParseIntegers: an integer member written with a fraction or an
+// exponent is malformed, even when its value is a whole number, and "v"
+// written so is an invalid member, not an unknown version.
+func TestParseIntegers(t *testing.T) {
+	for _, v := range []string{"1.0", "1e0", "1E0", "10e-1", "1.0e0", "0.1e1"} {
+		payload := strings.Replace(goldenJSON("status downloading"), `"v":1`, `"v":`+v, 1)
+		_, err := ParseStatus([]byte(payload))
+		wantErr(t, err, ErrInvalidField)
+		if errors.Is(err, ErrVersion) {
+			t.Errorf(`"v":%s: %v is ErrVersion`, v, err)
+		}
+	}
+	for _, p := range []string{"40.0", "4e1", "4E1", "400e-1"} {
+		payload := strings.Replace(goldenJSON("status downloading"), `"progress":0`, `"progress":`+p, 1)
+		_, err := ParseStatus([]byte(payload))
+		wantErr(t, err, ErrInvalidField)
+	}
+	_, err := ParseNotice([]byte(strings.Replace(goldenJSON("notice update"), `"size":524288`, `"size":524288.0`, 1)))
+	wantErr(t, err, ErrInvalidField)
+}
+
+// TestParseRejectable: from a malformed update notice, a device can read
+// what it needs to report it rejected, and nothing from what it must not
+// answer (docs/protocol.md §10.2, rule 1).
+func TestParseRejectable(t *testing.T) {
+	set := func(name string, v any) func(map[string]any) { return func(m map[string]any) { m[name] = v } }
+	base := goldenJSON("notice update")
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		want    error // nil: readable
+		models  bool  // models read
+		issued  bool  // issuedAt read
+	}{
+		{"bad digest", edit(t, base, set("sha256", strings.ToUpper(testDigest))), nil, true, true},
+		{"bad constraint", edit(t, base, set("currentVersion", "~1.2")), nil, true, true},
+		{"no artifacts", edit(t, base, func(m map[string]any) { delete(m, "artifacts") }), nil, true, true},
+		{"bad models", edit(t, base, set("models", []string{"th/sensor"})), nil, false, true},
+		{"models not an array", edit(t, base, set("models", "th-sensor")), nil, false, true},
+		{"bad issuedAt", edit(t, base, set("issuedAt", "2026-03-02t09:30:00z")), nil, true, false},
+		{"unknown version", edit(t, base, set("v", 2)), ErrVersion, false, false},
+		{"cancel", []byte(goldenJSON("notice cancel")), ErrInvalidField, false, false},
+		{"no action", edit(t, base, func(m map[string]any) { delete(m, "action") }), ErrInvalidField, false, false},
+		{"no uid", edit(t, base, func(m map[string]any) { delete(m["rollout"].(map[string]any), "uid") }), ErrMissingField, false, false},
+		{"bad namespace", edit(t, base, func(m map[string]any) { m["rollout"].(map[string]any)["namespace"] = "Factory" }), ErrInvalidField, false, false},
+		{"bad targetVersion", edit(t, base, set("targetVersion", "v1.4.0")), ErrInvalidField, false, false},
+		{"not JSON", []byte("{"), ErrSyntax, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := ParseRejectable(tc.payload)
+			wantErr(t, err, tc.want)
+			if tc.want != nil {
+				return
+			}
+			if n.Action != ActionUpdate || n.Rollout != testRef || n.TargetVersion != "1.4.0" {
+				t.Errorf("read %+v", n)
+			}
+			if (n.Models != nil) != tc.models || (!n.IssuedAt.IsZero()) != tc.issued {
+				t.Errorf("models %q, issuedAt %v", n.Models, n.IssuedAt)
+			}
+			if tc.issued && !n.IssuedAt.Equal(issuedTime) {
+				t.Errorf("issuedAt %v", n.IssuedAt)
+			}
+		})
+	}
 }

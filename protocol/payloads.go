@@ -306,6 +306,7 @@ const (
 	ReasonInsufficientStorage = "insufficient-storage" // rejected
 	ReasonPolicy              = "policy"               // rejected: a local rule (no downgrades, user deferral)
 	ReasonUnsupportedArtifact = "unsupported-artifact" // rejected: no usable URL scheme, signature missing
+	ReasonInvalidNotice       = "invalid-notice"       // rejected: the notice is malformed (see ParseRejectable)
 	ReasonDownloadFailed      = "download-failed"      // failed: every mirror failed
 	ReasonChecksumMismatch    = "checksum-mismatch"    // failed: size or SHA-256 differ
 	ReasonSignatureInvalid    = "signature-invalid"    // failed

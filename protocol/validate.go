@@ -96,22 +96,60 @@ func describeByte(c byte) string {
 // ValidVersion checks that s is a firmware version as the protocol carries
 // it: a SemVer 2.0.0 version (https://semver.org) of at most 64 bytes, with
 // no "v" prefix and no leading zeros, such as "1.4.2", "2.0.0-rc.1" or
-// "1.4.2+build.77". Strict syntax keeps comparisons identical in the
+// "1.4.2+build.77", whose numbers have at most 19 digits (see
+// MaxNumberDigits). Strict syntax keeps comparisons identical in the
 // operator and in firmware written in any language.
 func ValidVersion(s string) error {
 	_, err := parseVersion(s)
 	return err
 }
 
+// MaxNumberDigits bounds the numbers of a version: major, minor, patch and
+// numeric pre-release identifiers. Nineteen digits always fit in an
+// unsigned 64-bit integer, so firmware can compare them as integers; the
+// bound is a digit count rather than 2^64-1 so that a JSON Schema pattern
+// can state it exactly. (The semver library compares a numeric pre-release
+// identifier it cannot parse as a uint64 as text, which would order it
+// wrongly.)
+const MaxNumberDigits = 19
+
 func parseVersion(s string) (*semver.Version, error) {
 	if len(s) > MaxVersionLength {
 		return nil, fmt.Errorf("version %s: %d bytes, at most %d", quote(s), len(s), MaxVersionLength)
 	}
+	return parseSemVer(s)
+}
+
+// parseSemVer parses a SemVer 2.0.0 version, of any length, whose numbers
+// have at most MaxNumberDigits digits.
+func parseSemVer(s string) (*semver.Version, error) {
 	v, err := semver.StrictNewVersion(s)
+	if err == nil {
+		err = checkNumberDigits(s)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("version %s is not a SemVer 2.0.0 version such as 1.4.2: %w", quote(s), err)
 	}
 	return v, nil
+}
+
+// checkNumberDigits checks the numbers of a version that
+// semver.StrictNewVersion accepted. Build metadata has no numbers: its
+// identifiers are text.
+func checkNumberDigits(s string) error {
+	s, _, _ = strings.Cut(s, "+")
+	// Identifiers are separated by '.', and the core from the pre-release
+	// by the first '-'; later '-' belong to identifiers, which makes those
+	// identifiers text.
+	core, pre, _ := strings.Cut(s, "-")
+	for _, part := range [2]string{core, pre} {
+		for id := range strings.SplitSeq(part, ".") {
+			if len(id) > MaxNumberDigits && strings.Trim(id, "0123456789") == "" {
+				return fmt.Errorf("the number %s has more than %d digits", id, MaxNumberDigits)
+			}
+		}
+	}
+	return nil
 }
 
 // The helpers below check one member each and name it by its JSON path.

@@ -70,7 +70,12 @@ func TestValidVersion(t *testing.T) {
 		{"2.0.0-rc.1", true},
 		{"1.0.0-alpha.beta.1+build.77.sha-1f2e", true},
 		{"1.0.0-0A", true},
-		{"18446744073709551615.0.0", true},
+		{"9999999999999999999.0.0", true},
+		{"0.0.9999999999999999999-9999999999999999999", true},
+		{"18446744073709551615.0.0", false}, // 20 digits, although it fits in a uint64
+		{"1.0.0-10000000000000000000", false},
+		{"1.0.0-a10000000000000000000", true}, // alphanumeric: not a number
+		{"1.0.0+10000000000000000000", true},  // build metadata is text
 		{"1.0.0-" + strings.Repeat("a", 58), true},
 		{"1.0.0-" + strings.Repeat("a", 59), false},
 		{"", false},

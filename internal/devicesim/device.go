@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -480,7 +481,10 @@ func (d *Device) onMessage(m *mqtt.Message) {
 	}
 	n, err := protocol.ParseNotice(m.Payload)
 	if err != nil {
-		return // not a notice: ignored, and not a withdrawal either
+		// Not a notice the device can use: the job, last and the held
+		// notices stay as they are, and it is not a withdrawal either.
+		d.answerInvalid(m.Payload, err)
+		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -488,10 +492,53 @@ func (d *Device) onMessage(m *mqtt.Message) {
 		if j := d.job; j != nil && j.notice.Rollout.UID == n.Rollout.UID && cancelable(j.state) {
 			j.cancel(errCanceledByOperator)
 		}
+		// A cancel is never held, and a canceled rollout is never
+		// started from memory (docs/protocol.md §10.3).
+		for topic, h := range d.held {
+			if h.Rollout.UID == n.Rollout.UID {
+				delete(d.held, topic)
+			}
+		}
 		return
 	}
 	d.held[m.Topic] = &n
 	d.consider(&n)
+}
+
+// answerInvalid answers an update notice the device cannot use, as
+// docs/protocol.md §10.2 rule 1 says: rejected with invalid-notice when
+// the operator waits for an answer, silence otherwise. It runs on its own
+// goroutine, because it publishes and onMessage must not block the client.
+// cause is why ParseNotice refused the notice.
+func (d *Device) answerInvalid(payload []byte, cause error) {
+	n, err := protocol.ParseRejectable(payload)
+	if err != nil {
+		return // another version, a cancel, or no rollout to name: silence
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.stopped || d.client == nil:
+		return
+	case n.Models != nil && !slices.Contains(n.Models, d.cfg.Model):
+		return // for another model: no answer expected
+	case d.version == n.TargetVersion:
+		return // done already
+	case !n.IssuedAt.IsZero() && d.last != nil && !d.last.newer(&n):
+		return // older than what the device follows
+	}
+	st := &protocol.Status{
+		RolloutUID: n.Rollout.UID, Rollout: n.Rollout.String(), TargetVersion: n.TargetVersion,
+		State: protocol.StateRejected, Reason: protocol.ReasonInvalidNotice,
+		Message: truncate(cause.Error(), 1024), Time: time.Now(),
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.pubMu.Lock()
+		defer d.pubMu.Unlock()
+		d.send(nil, st)
+	}()
 }
 
 // cancelable reports whether a job in state s stops on a cancel or a newer
@@ -666,11 +713,20 @@ func (d *Device) report(j *job, s protocol.State, progress int, reason, message 
 	if progress >= 0 {
 		st.Progress = &progress
 	}
+	d.send(j, st)
+	return true
+}
+
+// send makes st the device's latest status, and the state of job j unless
+// j is nil, and publishes it; d.pubMu is held.
+func (d *Device) send(j *job, st *protocol.Status) {
 	d.mu.Lock()
-	j.state = s
+	if j != nil {
+		j.state = st.State
+	}
 	d.status = st
 	c := d.client
-	switch s {
+	switch st.State {
 	case protocol.StateSucceeded:
 		d.counts.succeeded++
 	case protocol.StateFailed:
@@ -682,7 +738,7 @@ func (d *Device) report(j *job, s protocol.State, progress int, reason, message 
 	}
 	d.mu.Unlock()
 	if d.cfg.OnState != nil {
-		d.cfg.OnState(d.cfg.ID, s)
+		d.cfg.OnState(d.cfg.ID, st.State)
 	}
 	if c != nil {
 		ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
@@ -691,7 +747,6 @@ func (d *Device) report(j *job, s protocol.State, progress int, reason, message 
 		// next CONNACK (announce).
 		_ = d.publishStatus(ctx, c, st)
 	}
-	return true
 }
 
 // publishStatus publishes st retained; d.pubMu is held.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -523,5 +524,178 @@ func TestFleetStats(t *testing.T) {
 	s := f.Stats()
 	if s.Failed != wantFailed || s.Succeeded != 12-wantFailed || s.Versions["2.0.0"] != 12-wantFailed || s.Reboots != 12-wantFailed {
 		t.Fatalf("stats %+v, want %d failed", s, wantFailed)
+	}
+}
+
+// statuses returns the statuses device published, as "uid state reason".
+func (o *operator) statuses(device string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for _, r := range o.msgs {
+		if r.device == device && r.kind == protocol.TopicStatus {
+			out = append(out, strings.TrimSpace(r.status.RolloutUID+" "+string(r.status.State)+" "+r.status.Reason))
+		}
+	}
+	return out
+}
+
+// publishRaw publishes payload, retained, as the operator would a notice.
+func (o *operator) publishRaw(topic string, payload []byte) {
+	o.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.c.Publish(ctx, &mqtt.Message{Topic: topic, QoS: 1, Retain: true, Payload: payload}); err != nil {
+		o.t.Fatal(err)
+	}
+}
+
+// TestNoticeWhileInstalling: a newer notice that arrives while the device
+// installs is neither answered nor recorded then; the device evaluates it
+// once the installation is over, against the version it runs by then
+// (docs/protocol.md §10.2, rule 4).
+func TestNoticeWhileInstalling(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	op := newOperator(t, b)
+	slow := fast()
+	slow.InstallTime = time.Second
+	for _, tc := range []struct {
+		id, constraint string
+		want           []string
+	}{
+		// Applies only to the version being installed: acted on after it.
+		{"dev-later", ">=2.0.0", []string{
+			"uid-a accepted", "uid-a downloading", "uid-a installing", "uid-a succeeded",
+			"uid-b accepted", "uid-b downloading", "uid-b installing", "uid-b succeeded",
+		}},
+		// Applied to the old version only: never answered.
+		{"dev-never", "<2.0.0", []string{"uid-a accepted", "uid-a downloading", "uid-a installing", "uid-a succeeded"}},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			d := startDevice(t, b, tc.id, devicesim.Config{Behavior: slow, PersistentSession: true})
+			now := time.Now()
+			op.publish(topics.GroupNotice("sensor", protocol.Cohort(d.ID())), notice("uid-a", "2.0.0", now))
+			op.waitStatus(d.ID(), protocol.StateInstalling)
+			later := notice("uid-b", "3.0.0", now.Add(time.Minute))
+			later.CurrentVersion = tc.constraint
+			op.publish(topics.DeviceNotice(d.ID()), later)
+			last := tc.want[len(tc.want)-1]
+			op.waitFor(d.ID(), last, func(r record) bool {
+				return r.kind == protocol.TopicStatus && r.status.RolloutUID+" "+string(r.status.State) == last
+			})
+			time.Sleep(300 * time.Millisecond) // room for a status that should not come
+			if got := op.statuses(d.ID()); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("statuses\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestCancelWhileInstalling: a cancel no longer stops an installation, and
+// the device reports the outcome (docs/protocol.md §8.3).
+func TestCancelWhileInstalling(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	op := newOperator(t, b)
+	slow := fast()
+	slow.InstallTime = 500 * time.Millisecond
+	d := startDevice(t, b, "dev-late-cancel", devicesim.Config{Behavior: slow})
+	n := notice("uid-c", "2.0.0", time.Now())
+	topic := topics.DeviceNotice(d.ID())
+	op.publish(topic, n)
+	op.waitStatus(d.ID(), protocol.StateInstalling)
+	op.publish(topic, &protocol.Notice{Action: protocol.ActionCancel, Rollout: n.Rollout, IssuedAt: time.Now()})
+	op.publish(topic, nil)
+	op.waitStatus(d.ID(), protocol.StateSucceeded)
+	want := []string{"uid-c accepted", "uid-c downloading", "uid-c installing", "uid-c succeeded"}
+	if got := op.statuses(d.ID()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("statuses %q, want %q", got, want)
+	}
+}
+
+// TestCancelDropsHeldNotice: a cancel drops the held notice of its rollout
+// on either topic, so that the rollout is not started from memory when the
+// job in progress ends; without the cancel, it is (docs/protocol.md §10.3).
+func TestCancelDropsHeldNotice(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	op := newOperator(t, b)
+	// install-failed ends the job without a reboot, so nothing but memory
+	// brings the held notice back.
+	failing := fast()
+	failing.InstallTime = 500 * time.Millisecond
+	failing.FailProbability = 1
+	for _, tc := range []struct {
+		id     string
+		cancel bool
+		want   []string
+	}{
+		{"dev-held", false, []string{
+			"uid-a accepted", "uid-a downloading", "uid-a installing", "uid-a failed install-failed",
+			"uid-b accepted", "uid-b downloading", "uid-b installing", "uid-b failed install-failed",
+		}},
+		{"dev-dropped", true, []string{"uid-a accepted", "uid-a downloading", "uid-a installing", "uid-a failed install-failed"}},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			d := startDevice(t, b, tc.id, devicesim.Config{Behavior: failing})
+			now := time.Now()
+			group := topics.GroupNotice("sensor", protocol.Cohort(d.ID()))
+			op.publish(group, notice("uid-a", "2.0.0", now))
+			op.waitStatus(d.ID(), protocol.StateInstalling)
+			held := notice("uid-b", "3.0.0", now.Add(time.Minute))
+			op.publish(topics.DeviceNotice(d.ID()), held)
+			if tc.cancel {
+				// On the other topic: the cancel still names the held rollout.
+				op.publish(group, &protocol.Notice{Action: protocol.ActionCancel, Rollout: held.Rollout, IssuedAt: time.Now()})
+			}
+			last := tc.want[len(tc.want)-1]
+			op.waitFor(d.ID(), last, func(r record) bool {
+				return r.kind == protocol.TopicStatus && r.status.RolloutUID+" "+string(r.status.State)+" "+r.status.Reason == last
+			})
+			time.Sleep(300 * time.Millisecond)
+			if got := op.statuses(d.ID()); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Fatalf("statuses\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestInvalidNotice: a malformed update notice that names a rollout and
+// the device's model is answered with rejected (invalid-notice) and changes
+// nothing else; one for another model, or of another protocol version, is
+// not answered (docs/protocol.md §10.2, rule 1).
+func TestInvalidNotice(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	op := newOperator(t, b)
+	d := startDevice(t, b, "dev-invalid", devicesim.Config{Behavior: fast()})
+	topic := topics.DeviceNotice(d.ID())
+	now := time.Now()
+	malformed := func(uid string, change func(map[string]any)) []byte {
+		payload, err := protocol.MarshalNotice(notice(uid, "2.0.0", now.Add(time.Hour)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(payload, &m); err != nil {
+			t.Fatal(err)
+		}
+		change(m)
+		if payload, err = json.Marshal(m); err != nil {
+			t.Fatal(err)
+		}
+		return payload
+	}
+	op.publishRaw(topic, malformed("uid-bad", func(m map[string]any) { m["sha256"] = strings.Repeat("AB", 32) }))
+	op.waitFor(d.ID(), "the rejection", func(r record) bool {
+		return r.kind == protocol.TopicStatus && r.status.State == protocol.StateRejected && r.status.Reason == protocol.ReasonInvalidNotice
+	})
+	op.publishRaw(topic, malformed("uid-other-model", func(m map[string]any) { m["sha256"] = "x"; m["models"] = []string{"gateway"} }))
+	op.publishRaw(topic, malformed("uid-v2", func(m map[string]any) { m["v"] = 2 }))
+	op.publishRaw(topic, malformed("uid-no-version", func(m map[string]any) { delete(m, "targetVersion") }))
+	// The rejection recorded nothing as last: an older valid notice is
+	// still newer than last and acted on.
+	op.publish(topic, notice("uid-ok", "2.0.0", now))
+	op.waitStatus(d.ID(), protocol.StateSucceeded)
+	want := []string{"uid-bad rejected invalid-notice", "uid-ok accepted", "uid-ok downloading", "uid-ok installing", "uid-ok succeeded"}
+	if got := op.statuses(d.ID()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("statuses\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
