@@ -127,6 +127,7 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		OfflineGrace:     grace,
 		SupersededModels: superseded,
 		NoticeBudget:     limiter.available(now),
+		SizeHint:         state.Len(),
 	})
 	withdrawn, err := r.publish(ctx, s, &ro, out.Actions, out.CancelNotice, limiter)
 	if err != nil {

@@ -80,8 +80,10 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		if d.SeenPresence && d.Online == online {
 			return Result{}
 		}
+		s.tally.add(d, -1)
 		d.SeenPresence, d.Online = true, online
 		d.PresenceSince = now.Unix()
+		s.tally.add(d, 1)
 		return Result{Changed: true}
 	case protocol.TopicInventory:
 		inv, err := protocol.ParseInventory(payload)
@@ -95,11 +97,13 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		if d == nil {
 			return Result{OverLimit: true}
 		}
+		s.tally.add(d, -1)
 		d.HasInventory = true
 		d.Model = s.intern(inv.Model)
 		d.FirmwareVersion = s.intern(inv.FirmwareVersion)
 		d.HardwareRevision = s.intern(inv.HardwareRevision)
 		d.Labels = s.internLabels(inv.Labels)
+		s.tally.add(d, 1)
 		return Result{Changed: true}
 	case protocol.TopicStatus:
 		st, err := protocol.ParseStatus(payload)
@@ -115,6 +119,9 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		r := Report{Rollout: s.intern(st.RolloutUID), State: st.State, Reason: st.Reason, Seen: now.Unix()}
 		if !st.Time.IsZero() {
 			r.Time = st.Time.Unix()
+		}
+		if st.Progress != nil {
+			r.progress = uint8(*st.Progress + 1) // 0-100, validated
 		}
 		if r.same(&d.Status) {
 			// A device republishes its latest status after every
@@ -136,6 +143,7 @@ func (s *State) withdraw(id string, kind protocol.TopicKind) Result {
 	if d == nil {
 		return Result{}
 	}
+	s.tally.add(d, -1)
 	switch kind {
 	case protocol.TopicPresence:
 		d.SeenPresence, d.Online, d.PresenceSince = false, false, 0
@@ -145,6 +153,7 @@ func (s *State) withdraw(id string, kind protocol.TopicKind) Result {
 		d.Status = Report{}
 		delete(s.earlier, id)
 	}
+	s.tally.add(d, 1)
 	s.forgetIfEmpty(d)
 	return Result{Changed: true}
 }

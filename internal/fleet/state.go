@@ -46,11 +46,15 @@ type Report struct {
 	// Seen is when this process received the report (unix seconds), the
 	// clock every timeout runs on.
 	Seen int64
+	// progress is 1 + the percentage reported, 0 for none: with Time, it
+	// tells a device's next progress report from a republished one when
+	// the device sends no time of its own.
+	progress uint8
 }
 
 // same reports whether r and o are the same report, whenever received.
 func (r *Report) same(o *Report) bool {
-	return r.Rollout == o.Rollout && r.State == o.State && r.Reason == o.Reason && r.Time == o.Time
+	return r.Rollout == o.Rollout && r.State == o.State && r.Reason == o.Reason && r.Time == o.Time && r.progress == o.progress
 }
 
 // sameRecord reports whether d and o hold the same broker state. Times
@@ -108,6 +112,7 @@ type State struct {
 	// another rollout's image). The broker retains only the latest report,
 	// so this is lost when the process restarts.
 	earlier   map[string][]Report
+	tally     tally
 	malformed int64
 	// overLimit counts messages about devices beyond the cap.
 	overLimit int64
@@ -130,6 +135,35 @@ func NewState(l Limits) *State {
 		strings:   make(map[string]string),
 		labelSets: make(map[string]map[string]string),
 		earlier:   make(map[string][]Report),
+		tally:     tally{versions: map[string]int{}, models: map[string]int{}},
+	}
+}
+
+// tally is the fleet's summary, kept as messages are applied so that
+// summarising a large fleet costs nothing per device. Callers take a
+// device out before they change what it counts by, and put it back after.
+type tally struct {
+	known, online    int
+	versions, models map[string]int
+}
+
+func (t *tally) add(d *Device, n int) {
+	if !d.HasInventory {
+		return
+	}
+	t.known += n
+	if d.Online {
+		t.online += n
+	}
+	bump(t.versions, d.FirmwareVersion, n)
+	bump(t.models, d.Model, n)
+}
+
+func bump(m map[string]int, k string, n int) {
+	if v := m[k] + n; v != 0 {
+		m[k] = v
+	} else {
+		delete(m, k)
 	}
 }
 
@@ -230,24 +264,18 @@ func (s Summary) LimitReached() bool { return s.OverLimit > 0 }
 func (s *State) Summarize() Summary {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sum := Summary{
-		Versions: map[string]int{}, Models: map[string]int{}, Malformed: s.malformed,
+	return Summary{
+		Known: s.tally.known, Online: s.tally.online, Offline: s.tally.known - s.tally.online,
+		Versions: maps.Clone(s.tally.versions), Models: maps.Clone(s.tally.models), Malformed: s.malformed,
 		Tracked: len(s.devices), MaxDevices: s.limits.MaxDevices, OverLimit: s.overLimit,
 	}
-	for _, d := range s.devices {
-		if !d.HasInventory {
-			continue
-		}
-		sum.Known++
-		if d.Online {
-			sum.Online++
-		} else {
-			sum.Offline++
-		}
-		sum.Versions[d.FirmwareVersion]++
-		sum.Models[d.Model]++
-	}
-	return sum
+}
+
+// Len is how many devices the state holds.
+func (s *State) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.devices)
 }
 
 // Each calls fn for every device under the read lock, in no particular

@@ -3,6 +3,8 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -248,5 +250,82 @@ func TestApplyReportsWhyAMessageIsMalformed(t *testing.T) {
 	res := s.Apply(topics, "why/devices/bad id/presence", []byte(`{"v":1,"state":"online"}`), time.Now())
 	if !res.Malformed || !errors.Is(res.Err, protocol.ErrMalformed) {
 		t.Fatalf("%+v", res)
+	}
+}
+
+// TestSummaryFollowsEveryChange: the summary kept as messages are applied
+// equals a recount of the devices after any sequence of presence,
+// inventory and withdrawal messages.
+func TestSummaryFollowsEveryChange(t *testing.T) {
+	topics := mustTopics(t, "tally")
+	s := NewState(Limits{})
+	r := rand.New(rand.NewPCG(1, 2))
+	now := time.Unix(1000, 0)
+	for i := range 5000 {
+		id := fmt.Sprintf("d%d", r.IntN(50))
+		var topic, payload string
+		switch r.IntN(5) {
+		case 0:
+			topic, payload = topics.Presence(id), `{"v":1,"state":"online"}`
+		case 1:
+			topic, payload = topics.Presence(id), `{"v":1,"state":"offline"}`
+		case 2:
+			topic = topics.Inventory(id)
+			payload = fmt.Sprintf(`{"v":1,"deviceId":%q,"model":"m%d","hardwareRevision":"r","firmwareVersion":"1.%d.0"}`, id, r.IntN(3), r.IntN(4))
+		case 3:
+			topic = []string{topics.Presence(id), topics.Inventory(id)}[r.IntN(2)]
+		case 4:
+			topic, payload = topics.Inventory(id), `{"v":1,"deviceId":"someone-else"}` // malformed: changes nothing
+		}
+		s.Apply(topics, topic, []byte(payload), now.Add(time.Duration(i)*time.Second))
+	}
+	got := s.Summarize()
+	want := Summary{Versions: map[string]int{}, Models: map[string]int{}}
+	s.Each(func(d *Device) {
+		if !d.HasInventory {
+			return
+		}
+		want.Known++
+		if d.Online {
+			want.Online++
+		} else {
+			want.Offline++
+		}
+		want.Versions[d.FirmwareVersion]++
+		want.Models[d.Model]++
+	})
+	if got.Known != want.Known || got.Online != want.Online || got.Offline != want.Offline ||
+		!maps.Equal(got.Versions, want.Versions) || !maps.Equal(got.Models, want.Models) {
+		t.Fatalf("summary %+v, recount %+v", got, want)
+	}
+	if want.Known == 0 || len(want.Versions) < 2 {
+		t.Fatalf("the sequence left too little to compare: %+v", want)
+	}
+}
+
+// TestProgressRestartsTheClock: a device without a clock of its own sends
+// progress reports that differ only in progress; each is a new report
+// (its receipt restarts the device's timeout), while a republished one is
+// not.
+func TestProgressRestartsTheClock(t *testing.T) {
+	topics := mustTopics(t, "progress")
+	s := NewState(Limits{})
+	report := func(progress int, at int64) int64 {
+		p := fmt.Sprintf(`{"v":1,"rolloutUID":"u","rollout":"ns/r","targetVersion":"2.0.0","state":"downloading","progress":%d}`, progress)
+		if res := s.Apply(topics, topics.Status("d"), []byte(p), time.Unix(at, 0)); res.Malformed {
+			t.Fatal(res.Err)
+		}
+		var seen int64
+		s.Each(func(d *Device) { seen = d.Status.Seen })
+		return seen
+	}
+	if got := report(10, 100); got != 100 {
+		t.Fatalf("seen %d", got)
+	}
+	if got := report(20, 200); got != 200 {
+		t.Fatalf("a new progress report seen at %d, want 200", got)
+	}
+	if got := report(20, 300); got != 200 {
+		t.Fatalf("a republished report seen at %d, want its first receipt 200", got)
 	}
 }

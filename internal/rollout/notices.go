@@ -41,6 +41,15 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 			g.complete = false
 		}
 	}
+	// Under a cap, which notices go first must not depend on map order:
+	// groups by (model, cohort), devices by ID.
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i].key, order[j].key
+		if a.cohort != b.cohort {
+			return a.cohort < b.cohort
+		}
+		return a.model < b.model
+	})
 	uid := string(in.Rollout.UID)
 	has := func(topic string) bool { n, ok := in.Notices[topic]; return ok && n.RolloutUID == uid }
 	maxInProgress := int(in.Rollout.Spec.Strategy.MaxInProgress)
@@ -75,6 +84,7 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 			desired[topic] = Action{Topic: topic}
 			continue
 		}
+		sort.Slice(g.devices, func(i, j int) bool { return g.devices[i].id < g.devices[j].id })
 		for _, t := range g.devices {
 			if t.current || t.progress == skipped {
 				continue

@@ -124,7 +124,7 @@ func compile(ro *v1.FirmwareRollout) (*selection, error) {
 func selectTargets(in *Input, sel *selection) []target {
 	uid := string(in.Rollout.UID)
 	now := in.Now.Unix()
-	var out []target
+	out := make([]target, 0, in.SizeHint)
 	in.Devices(uid, func(d *fleet.Device, rep *fleet.Report) {
 		if !d.HasInventory || !sel.models[d.Model] || in.SupersededModels[d.Model] {
 			return
@@ -182,14 +182,12 @@ func selectTargets(in *Input, sel *selection) []target {
 
 // assignWaves puts each target in the first wave that covers it: by cohort
 // for percent waves, by rank in (cohort, ID) order for count waves, so a
-// device's wave is stable as the fleet grows.
+// device's wave is stable as the fleet grows. Only count waves need the
+// targets in order (sorting a large fleet is most of a plan's cost).
 func assignWaves(waves []v1.Wave, targets []target) {
-	sort.Slice(targets, func(i, j int) bool {
-		if targets[i].cohort != targets[j].cohort {
-			return targets[i].cohort < targets[j].cohort
-		}
-		return targets[i].id < targets[j].id
-	})
+	if len(waves) > 0 && waves[0].Count != nil {
+		sort.Slice(targets, func(i, j int) bool { return targetBefore(&targets[i], &targets[j]) })
+	}
 	for rank := range targets {
 		t := &targets[rank]
 		t.wave = len(waves) // beyond the last wave: never notified
@@ -200,6 +198,14 @@ func assignWaves(waves []v1.Wave, targets []target) {
 			}
 		}
 	}
+}
+
+// targetBefore orders targets by (cohort, ID).
+func targetBefore(a, b *target) bool {
+	if a.cohort != b.cohort {
+		return a.cohort < b.cohort
+	}
+	return a.id < b.id
 }
 
 // reach marks the devices a notice of this rollout reaches as notified and

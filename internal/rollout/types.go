@@ -27,6 +27,8 @@ type Input struct {
 	// NoticeBudget is how many notices may be published now (the rate
 	// limit); below zero means no limit.
 	NoticeBudget int
+	// SizeHint is about how many devices Devices visits.
+	SizeHint int
 }
 
 // Action is a retained notice to publish or withdraw.
