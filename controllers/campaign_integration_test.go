@@ -417,3 +417,80 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, want map[
 	}
 	return sum
 }
+
+// TestDryRunThenStart: a dry run previews the waves and publishes
+// nothing; clearing spec.dryRun starts the rollout.
+func TestDryRunThenStart(t *testing.T) {
+	ns := newNamespace(t)
+	root := "plant/" + ns
+	startManager(t)
+	fl := simFleet(t, root, 30, "sensor", "1.0.0", devicesim.Behavior{}, nil)
+	createFleet(t, ns, "fleet", root)
+	ro := rollout(ns, "r", "fleet", pct(10), pct(100))
+	ro.Spec.DryRun = true
+	if err := k8s.Create(context.Background(), ro); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, ns, "r", v1.PhaseDryRun, 60*time.Second)
+	p := got.Status.Preview
+	if p == nil || len(p.Waves) != 2 || p.Waves[0].Targeted != cohortCount(fl, 10) ||
+		p.Waves[0].Targeted+p.Waves[1].Targeted != int32(len(fl.Devices)) || p.Waves[1].GroupNotices == 0 {
+		t.Fatalf("preview %+v, want wave 1 = %d devices and all %d in two waves", p, cohortCount(fl, 10), len(fl.Devices))
+	}
+	assertNoRetainedNotices(t, root)
+	for _, d := range fl.Devices {
+		if v := d.FirmwareVersion(); v != "1.0.0" {
+			t.Fatalf("device %s on %s during a dry run", d.ID(), v)
+		}
+	}
+	patchRollout(t, ro, func(r *v1.FirmwareRollout) { r.Spec.DryRun = false })
+	got = waitPhase(t, ns, "r", v1.PhaseSucceeded, 60*time.Second)
+	if got.Status.Totals.Succeeded != int32(len(fl.Devices)) || got.Status.Preview != nil {
+		t.Fatalf("totals %+v preview %+v", got.Status.Totals, got.Status.Preview)
+	}
+}
+
+// TestRollbackToPreviousVersion is the rollback procedure of
+// docs/operator.md: after a rollout is stopped, a new rollout of the
+// previous version, selecting the devices on the bad one, takes them back.
+func TestRollbackToPreviousVersion(t *testing.T) {
+	ns := newNamespace(t)
+	root := "plant/" + ns
+	startManager(t)
+	fl := simFleet(t, root, 30, "sensor", "1.0.0", devicesim.Behavior{}, nil)
+	createFleet(t, ns, "fleet", root)
+	bad := rollout(ns, "bad", "fleet", pct(30), v1.Wave{Percent: ptr.To[int32](100), RequireApproval: true})
+	if err := k8s.Create(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ns, "bad", v1.PhaseWaitingForApproval, 60*time.Second)
+	patchRollout(t, bad, func(r *v1.FirmwareRollout) { r.Spec.Canceled = true })
+	waitPhase(t, ns, "bad", v1.PhaseCanceled, 30*time.Second)
+	updated := 0
+	for _, d := range fl.Devices {
+		if d.FirmwareVersion() == "2.0.0" {
+			updated++
+		}
+	}
+	if updated == 0 {
+		t.Fatal("no device took the first wave")
+	}
+	back := rollout(ns, "rollback", "fleet", pct(100))
+	back.Spec.Firmware.Version = "1.0.0"
+	back.Spec.Firmware.URL = "https://fw.example/sensor-1.0.0.bin"
+	back.Spec.Selector = &v1.DeviceSelector{CurrentVersion: "=2.0.0"}
+	if err := k8s.Create(context.Background(), back); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, ns, "rollback", v1.PhaseSucceeded, 60*time.Second)
+	for _, d := range fl.Devices {
+		if v := d.FirmwareVersion(); v != "1.0.0" {
+			t.Errorf("device %s on %s after the rollback", d.ID(), v)
+		}
+	}
+	// Devices still on 1.0.0 are targeted as already current; the
+	// updated ones were taken back.
+	if tot := got.Status.Totals; tot.Targeted != int32(len(fl.Devices)) || tot.Succeeded != tot.Targeted {
+		t.Fatalf("rollback totals %+v, want all %d succeeded (%d taken back)", tot, len(fl.Devices), updated)
+	}
+}

@@ -79,4 +79,7 @@ const (
 	ReasonRateLimited        = "RateLimited"
 	ReasonWithinPolicy       = "WithinPolicy"
 	ReasonRunning            = "Running"
+	ReasonDryRun             = "DryRun"
+	ReasonScheduled          = "Scheduled"
+	ReasonScheduleEnded      = "ScheduleEnded"
 )

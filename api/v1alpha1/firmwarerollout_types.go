@@ -75,6 +75,32 @@ type FirmwareRolloutSpec struct {
 	// Canceled withdraws every notice of the rollout. It cannot be undone.
 	// +optional
 	Canceled bool `json:"canceled,omitempty"`
+
+	// DryRun previews the rollout without publishing anything: status
+	// shows the devices each wave would target and the notices its start
+	// would publish (status.preview). Setting it back to false starts the
+	// rollout. On a rollout that has started it acts as paused.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
+
+	// Schedule bounds when the rollout publishes notices.
+	// +optional
+	Schedule *Schedule `json:"schedule,omitempty"`
+}
+
+// Schedule is when a rollout may publish notices.
+// +kubebuilder:validation:XValidation:rule="!has(self.startTime) || !has(self.endTime) || timestamp(self.endTime) > timestamp(self.startTime)",message="schedule.endTime must be after schedule.startTime"
+type Schedule struct {
+	// StartTime: the first wave starts no earlier.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// EndTime ends the rollout: its retained notices are withdrawn so no
+	// device starts anew, devices already at work finish and are counted,
+	// and the rollout becomes Canceled with reason ScheduleEnded. No
+	// cancel notice is sent.
+	// +optional
+	EndTime *metav1.Time `json:"endTime,omitempty"`
 }
 
 // FirmwareSpec describes a firmware image.
@@ -250,12 +276,13 @@ const (
 )
 
 // RolloutPhase is a one-word summary of a rollout.
-// +kubebuilder:validation:Enum=Pending;Progressing;Paused;WaitingForApproval;Succeeded;Failed;Aborted;Canceled
+// +kubebuilder:validation:Enum=Pending;DryRun;Progressing;Paused;WaitingForApproval;Succeeded;Failed;Aborted;Canceled
 type RolloutPhase string
 
 // Rollout phases.
 const (
 	PhasePending            RolloutPhase = "Pending"
+	PhaseDryRun             RolloutPhase = "DryRun"
 	PhaseProgressing        RolloutPhase = "Progressing"
 	PhasePaused             RolloutPhase = "Paused"
 	PhaseWaitingForApproval RolloutPhase = "WaitingForApproval"
@@ -403,6 +430,32 @@ type FirmwareRolloutStatus struct {
 	// Message explains the phase to a person.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// Preview is what the rollout would do, while spec.dryRun holds it.
+	// +optional
+	Preview *RolloutPreview `json:"preview,omitempty"`
+}
+
+// RolloutPreview is a dry run's account of a rollout.
+type RolloutPreview struct {
+	// Waves are, per wave of spec.strategy.waves, the devices it would add
+	// and the notices starting it would publish.
+	// +kubebuilder:validation:MaxItems=20
+	Waves []PreviewWave `json:"waves"`
+}
+
+// PreviewWave is one wave of a preview.
+type PreviewWave struct {
+	// Targeted devices the wave adds.
+	Targeted int32 `json:"targeted"`
+	// GroupNotices and DeviceNotices are the retained notices starting the
+	// wave publishes: one per (model, cohort), or one per device.
+	GroupNotices  int32 `json:"groupNotices"`
+	DeviceNotices int32 `json:"deviceNotices"`
+	// Sample is up to ten of the wave's devices, by cohort and ID.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	Sample []string `json:"sample,omitempty"`
 }
 
 // FirmwareRollout sends a firmware update to a DeviceFleet as retained MQTT

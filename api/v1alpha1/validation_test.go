@@ -83,6 +83,15 @@ func TestRolloutValidation(t *testing.T) {
 		}, "responseTimeout must be at least 1s"},
 		{"device timeout zero", func(r *v1.FirmwareRollout) { r.Spec.DeviceTimeout = &metav1.Duration{} },
 			"deviceTimeout must be at least 1s"},
+		{"schedule ends before it starts", func(r *v1.FirmwareRollout) {
+			start, end := metav1.NewTime(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+			r.Spec.Schedule = &v1.Schedule{StartTime: &start, EndTime: &end}
+		}, "schedule.endTime must be after schedule.startTime"},
+		{"schedule", func(r *v1.FirmwareRollout) {
+			start, end := metav1.NewTime(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC))
+			r.Spec.Schedule = &v1.Schedule{StartTime: &start, EndTime: &end}
+			r.Spec.DryRun = true
+		}, ""},
 		{"rejections unknown", func(r *v1.FirmwareRollout) {
 			r.Spec.FailurePolicy = &v1.FailurePolicy{MaxFailed: ptr.To[int32](1), Rejections: "Sometimes"}
 		}, "Unsupported value"},

@@ -32,6 +32,11 @@ func TestKstatusReadsEveryPhase(t *testing.T) {
 			ro := testRollout(v1.Wave{Percent: ptr.To[int32](100), RequireApproval: true})
 			return planCase{ro: ro, devices: devices(1)}
 		}(), kstatus.InProgressStatus},
+		v1.PhaseDryRun: {func() planCase {
+			ro := testRollout(percent(100))
+			ro.Spec.DryRun = true
+			return planCase{ro: ro, devices: devices(1)}
+		}(), kstatus.CurrentStatus},
 		v1.PhaseSucceeded: {func() planCase {
 			d := devices(1)
 			d[0].reported(uid, protocol.StateSucceeded, t0)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
@@ -31,6 +32,9 @@ func Plan(in Input) Output {
 	if prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled {
 		return ended(in, targets, pol)
 	}
+	if ro.Spec.DryRun && !started(prev) && !ro.Spec.Canceled {
+		return dryRun(in, sel, targets, pol)
+	}
 
 	st := v1.FirmwareRolloutStatus{
 		ObservedGeneration: ro.Generation,
@@ -48,14 +52,19 @@ func Plan(in Input) Output {
 		}
 	}
 	var out Output
-	superseded := isSuperseded(&in)
-	switch {
+	endReason := ""
+	switch sched := ro.Spec.Schedule; {
 	case ro.Spec.Canceled:
 		st.Phase, st.Message = v1.PhaseCanceled, "canceled by spec.canceled: notices withdrawn"
 		out.WithdrawAll, out.CancelNotice = true, true
-	case superseded:
+	case isSuperseded(&in):
 		st.Phase, st.Message = v1.PhaseCanceled, "superseded by a newer rollout for the same fleet and models: notices withdrawn"
-		out.WithdrawAll = true
+		out.WithdrawAll, endReason = true, v1.ReasonSuperseded
+	case sched != nil && sched.EndTime != nil && !in.Now.Before(sched.EndTime.Time):
+		// Devices at work finish: they hear no cancel.
+		st.Phase = v1.PhaseCanceled
+		st.Message = fmt.Sprintf("schedule ended at %s: notices withdrawn", sched.EndTime.UTC().Format(time.RFC3339))
+		out.WithdrawAll, endReason = true, v1.ReasonScheduleEnded
 	case pol.abort:
 		st.Phase = v1.PhaseAborted
 		st.Message = fmt.Sprintf("failure policy tripped (%d of %d finished devices failed): notices withdrawn", pol.failed, pol.finished)
@@ -91,7 +100,7 @@ func Plan(in Input) Output {
 		t := metav1.NewTime(in.Now)
 		st.CompletionTime = &t
 	}
-	setConditions(&st, ro.Generation, pol, walk.gate, superseded)
+	setConditions(&st, ro.Generation, pol, walk.gate, endReason)
 
 	n := len(st.Waves)
 	for _, i := range walk.started {
@@ -121,7 +130,7 @@ func invalid(in Input, err error) Output {
 	st := *ro.Status.DeepCopy()
 	st.ObservedGeneration = ro.Generation
 	st.Phase, st.Message = v1.PhaseFailed, err.Error()
-	setConditions(&st, ro.Generation, policy{}, "", false)
+	setConditions(&st, ro.Generation, policy{}, "", "")
 	out := Output{Status: st}
 	if ro.Status.Phase != v1.PhaseFailed || ro.Status.Message != st.Message {
 		e, _ := phaseEvent(v1.PhaseFailed, st.Message)
@@ -146,10 +155,25 @@ func ended(in Input, targets []target, pol policy) Output {
 	}
 	fillTotals(&st, targets)
 	st.FailureSample = failureSample(targets)
-	setConditions(&st, ro.Generation, pol, "", isSuperseded(&in))
+	// Why it ended is in the Ready condition written when it did.
+	endReason := ""
+	if c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil {
+		endReason = c.Reason
+	}
+	setConditions(&st, ro.Generation, pol, "", endReason)
 	out := Output{Status: st, WithdrawAll: true}
 	out.Actions, _ = noticeActions(&in, nil, true)
 	return out
+}
+
+// started reports whether any wave of the status has started.
+func started(st *v1.FirmwareRolloutStatus) bool {
+	for i := range st.Waves {
+		if st.Waves[i].StartTime != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // isSuperseded reports whether newer rollouts took over every model of this one.
@@ -172,15 +196,19 @@ func phase(in *Input, st *v1.FirmwareRolloutStatus, pol policy, walk waveWalk) (
 		return v1.PhasePaused, fmt.Sprintf("paused by the failure policy: %d of %d finished devices failed; %s", pol.failed, pol.finished, outcome(&st.Totals))
 	case spec.Paused:
 		return v1.PhasePaused, "paused by spec.paused; " + outcome(&st.Totals)
+	case spec.DryRun:
+		return v1.PhasePaused, "paused by spec.dryRun (the rollout had started); " + outcome(&st.Totals)
 	case walk.active < 0:
 		return v1.PhaseSucceeded, fmt.Sprintf("all %d waves completed: %d of %d devices on %s; %s",
 			waves, st.Totals.Succeeded, st.Totals.Targeted, spec.Firmware.Version, outcome(&st.Totals))
 	case walk.gate == v1.ReasonWaitingForApproval:
 		return v1.PhaseWaitingForApproval, fmt.Sprintf("wave %d waits for approval: set spec.approvedWaves to %d", walk.active+1, walk.gated)
+	case walk.gate == v1.ReasonScheduled:
+		return v1.PhasePending, fmt.Sprintf("scheduled to start at %s", walk.until.UTC().Format(time.RFC3339))
 	case st.CurrentWave == 0:
 		return v1.PhasePending, "waiting to start"
 	case walk.gate == v1.ReasonSoaking:
-		return v1.PhaseProgressing, fmt.Sprintf("wave %d soaking until %s", walk.active, walk.soakUntil.UTC().Format(time.RFC3339))
+		return v1.PhaseProgressing, fmt.Sprintf("wave %d soaking until %s", walk.active, walk.until.UTC().Format(time.RFC3339))
 	}
 	return v1.PhaseProgressing, fmt.Sprintf("wave %d of %d in progress: %s", walk.active+1, waves, outcome(&st.Totals))
 }
@@ -189,8 +217,11 @@ func phase(in *Input, st *v1.FirmwareRolloutStatus, pol policy, walk waveWalk) (
 // soak ending, a device timing out. retry is the rate limit's delay, if any.
 func requeue(in *Input, targets []target, walk waveWalk, retry time.Duration) time.Duration {
 	next := idleRequeue
-	if !walk.soakUntil.IsZero() {
-		next = min(next, max(walk.soakUntil.Sub(in.Now), time.Second))
+	if !walk.until.IsZero() {
+		next = min(next, max(walk.until.Sub(in.Now), time.Second))
+	}
+	if s := in.Rollout.Spec.Schedule; s != nil && s.EndTime != nil {
+		next = min(next, max(s.EndTime.Sub(in.Now), time.Second))
 	}
 	now := in.Now.Unix()
 	for i := range targets {

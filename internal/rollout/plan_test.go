@@ -471,6 +471,93 @@ func TestPlan(t *testing.T) {
 				}
 			},
 		},
+		"a dry run publishes nothing and previews each wave": {
+			c: func() planCase {
+				ro := testRollout(percent(10), percent(100))
+				ro.Spec.DryRun = true
+				return planCase{ro: ro, devices: devices(3, 3, 9, 10, 55)}
+			}(),
+			wantPhase:     v1.PhaseDryRun,
+			wantPublished: []string{},
+			wantTotals:    &v1.DeviceTotals{Targeted: 5, Waiting: 5},
+			check: func(t *testing.T, out Output) {
+				p := out.Status.Preview
+				want := []v1.PreviewWave{
+					{Targeted: 3, GroupNotices: 2, Sample: []string{"d000", "d001", "d002"}},
+					{Targeted: 2, GroupNotices: 2, Sample: []string{"d003", "d004"}},
+				}
+				if p == nil || fmt.Sprint(p.Waves) != fmt.Sprint(want) {
+					t.Fatalf("preview %+v, want %+v", p, want)
+				}
+				if out.Status.Waves[0].StartTime != nil {
+					t.Fatal("a dry run started a wave")
+				}
+				if c := condition(&out.Status, v1.ConditionReady); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonDryRun {
+					t.Fatalf("Ready = %+v", c)
+				}
+			},
+		},
+		"a dry run on a started rollout pauses it": {
+			c: func() planCase {
+				ro := testRollout(percent(10), percent(100))
+				ro.Spec.DryRun = true
+				ro.Status.Waves = []v1.WaveStatus{{StartTime: &started}, {}}
+				d := devices(1, 50)
+				d[0].reported(uid, protocol.StateSucceeded, t0)
+				return planCase{ro: ro, devices: d, notices: ours("root/notices/m/01")}
+			}(),
+			wantPhase:     v1.PhasePaused,
+			wantPublished: []string{},
+		},
+		"a scheduled start holds the first wave": {
+			c: func() planCase {
+				ro := testRollout(percent(100))
+				at := metav1.NewTime(t0.Add(10 * time.Second))
+				ro.Spec.Schedule = &v1.Schedule{StartTime: &at}
+				return planCase{ro: ro, devices: devices(1)}
+			}(),
+			wantPhase:     v1.PhasePending,
+			wantPublished: []string{},
+			check: func(t *testing.T, out Output) {
+				if out.RequeueAfter != 10*time.Second || !strings.Contains(out.Status.Message, "scheduled to start at") {
+					t.Fatalf("requeue %v message %q", out.RequeueAfter, out.Status.Message)
+				}
+				if c := condition(&out.Status, v1.ConditionReady); c.Reason != v1.ReasonScheduled {
+					t.Fatalf("Ready = %+v", c)
+				}
+			},
+		},
+		"the scheduled start passed": {
+			c: func() planCase {
+				ro := testRollout(percent(100))
+				at := metav1.NewTime(t0.Add(-time.Second))
+				ro.Spec.Schedule = &v1.Schedule{StartTime: &at}
+				return planCase{ro: ro, devices: devices(1)}
+			}(),
+			wantPhase:     v1.PhaseProgressing,
+			wantPublished: []string{"root/notices/m/01"},
+		},
+		"the schedule's end withdraws without a cancel": {
+			c: func() planCase {
+				ro := testRollout(percent(100))
+				end := metav1.NewTime(t0)
+				ro.Spec.Schedule = &v1.Schedule{EndTime: &end}
+				ro.Status.Waves = []v1.WaveStatus{{StartTime: &started}}
+				d := devices(1, 1)
+				d[0].reported(uid, protocol.StateInstalling, t0)
+				return planCase{ro: ro, devices: d, notices: ours("root/notices/m/01")}
+			}(),
+			wantPhase:     v1.PhaseCanceled,
+			wantWithdrawn: []string{"root/notices/m/01"},
+			check: func(t *testing.T, out Output) {
+				if out.CancelNotice {
+					t.Fatal("devices at work must finish: no cancel notice")
+				}
+				if c := condition(&out.Status, v1.ConditionReady); c.Reason != v1.ReasonScheduleEnded {
+					t.Fatalf("Ready = %+v", c)
+				}
+			},
+		},
 		"a succeeded rollout keeps its result": {
 			c: func() planCase {
 				ro := testRollout(percent(100))

@@ -157,15 +157,19 @@ func setAbnormal(conds *[]metav1.Condition, gen int64, typ string, on bool, reas
 //
 //	Pending, Progressing           Reconciling=True               InProgress
 //	Paused, WaitingForApproval     Ready=False                    InProgress (a person must act)
-//	Succeeded, Canceled            Ready=True                     Current
+//	Succeeded, Canceled, DryRun    Ready=True                     Current
 //	Aborted, Failed                Stalled=True                   Failed
 //
 // Finished is True in every terminal phase, whatever the outcome.
-func setConditions(st *v1.FirmwareRolloutStatus, gen int64, pol policy, gate string, superseded bool) {
+//
+// endReason, when set, is why a Canceled rollout ended other than by its
+// spec (Superseded, ScheduleEnded).
+func setConditions(st *v1.FirmwareRolloutStatus, gen int64, pol policy, gate, endReason string) {
 	c := &st.Conditions
 	msg := st.Message
 	reason := map[v1.RolloutPhase]string{
 		v1.PhasePending:            "Pending",
+		v1.PhaseDryRun:             v1.ReasonDryRun,
 		v1.PhaseProgressing:        v1.ReasonWaveProgressing,
 		v1.PhasePaused:             v1.ReasonPausedBySpec,
 		v1.PhaseWaitingForApproval: v1.ReasonWaitingForApproval,
@@ -179,12 +183,14 @@ func setConditions(st *v1.FirmwareRolloutStatus, gen int64, pol policy, gate str
 		reason = v1.ReasonFailureThreshold
 	case st.Phase == v1.PhaseProgressing && gate == v1.ReasonSoaking:
 		reason = v1.ReasonSoaking
-	case st.Phase == v1.PhaseCanceled && superseded:
-		reason = v1.ReasonSuperseded
+	case st.Phase == v1.PhasePending && gate == v1.ReasonScheduled:
+		reason = v1.ReasonScheduled
+	case st.Phase == v1.PhaseCanceled && (endReason == v1.ReasonSuperseded || endReason == v1.ReasonScheduleEnded):
+		reason = endReason
 	}
 	working := st.Phase == v1.PhasePending || st.Phase == v1.PhaseProgressing
 	terminal := st.Phase.Terminal()
-	setCondition(c, gen, v1.ConditionReady, st.Phase == v1.PhaseSucceeded || st.Phase == v1.PhaseCanceled, reason, msg)
+	setCondition(c, gen, v1.ConditionReady, st.Phase == v1.PhaseSucceeded || st.Phase == v1.PhaseCanceled || st.Phase == v1.PhaseDryRun, reason, msg)
 	setAbnormal(c, gen, v1.ConditionReconciling, working, reason, msg)
 	setAbnormal(c, gen, v1.ConditionStalled, st.Phase == v1.PhaseAborted || st.Phase == v1.PhaseFailed, reason, msg)
 	finishedReason := reason
@@ -218,6 +224,8 @@ func phaseEvent(p v1.RolloutPhase, msg string) (Event, bool) {
 		return Event{"Normal", "RolloutProgressing", msg}, true
 	case v1.PhaseFailed:
 		return Event{"Warning", v1.ReasonInvalidSpec, msg}, true
+	case v1.PhaseDryRun:
+		return Event{"Normal", v1.ReasonDryRun, msg}, true
 	}
 	return Event{}, false
 }

@@ -13,9 +13,10 @@ type waveWalk struct {
 	// active is the first wave not complete, -1 when all are.
 	active int
 	// gate names what holds the active wave back from starting, "" if
-	// nothing does; soakUntil is set for a soak.
-	gate      string
-	soakUntil time.Time
+	// nothing does; until is set when the gate lifts by itself at a
+	// known time (a soak, a scheduled start).
+	gate  string
+	until time.Time
 	// gated counts approval gates up to the active wave.
 	gated int
 	// started and completed are the waves that started or completed in
@@ -24,16 +25,18 @@ type waveWalk struct {
 }
 
 // holdingGate returns what holds wave i back from starting, "" if nothing
-// does. The gates form an ordered chain: pause by spec, the failure policy,
-// an approval gate, then the soak after the wave before; the first that
-// holds names the reason people see.
-func holdingGate(in *Input, st *v1.FirmwareRolloutStatus, pol policy, i, gated int) (reason string, soakUntil time.Time) {
+// does. The gates form an ordered chain: pause by spec (or a dry run), the
+// failure policy, the scheduled start, an approval gate, then the soak
+// after the wave before; the first that holds names the reason people see.
+func holdingGate(in *Input, st *v1.FirmwareRolloutStatus, pol policy, i, gated int) (reason string, until time.Time) {
 	spec := &in.Rollout.Spec
 	switch {
-	case spec.Paused:
+	case spec.Paused || spec.DryRun:
 		return v1.ReasonPausedBySpec, time.Time{}
 	case pol.tripped:
 		return v1.ReasonFailureThreshold, time.Time{}
+	case i == 0 && spec.Schedule != nil && spec.Schedule.StartTime != nil && in.Now.Before(spec.Schedule.StartTime.Time):
+		return v1.ReasonScheduled, spec.Schedule.StartTime.Time
 	case spec.Strategy.Waves[i].RequireApproval && spec.ApprovedWaves < int32(gated):
 		return v1.ReasonWaitingForApproval, time.Time{}
 	}
@@ -59,7 +62,7 @@ func walkWaves(in *Input, st *v1.FirmwareRolloutStatus, targets []target, pol po
 		}
 		ws := &st.Waves[i]
 		if ws.StartTime == nil && w.active < 0 && !ending {
-			w.gate, w.soakUntil = holdingGate(in, st, pol, i, gated)
+			w.gate, w.until = holdingGate(in, st, pol, i, gated)
 			w.gated = gated
 			switch w.gate {
 			case "":
