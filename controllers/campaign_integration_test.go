@@ -494,3 +494,42 @@ func TestRollbackToPreviousVersion(t *testing.T) {
 		t.Fatalf("rollback totals %+v, want all %d succeeded (%d taken back)", tot, len(fl.Devices), updated)
 	}
 }
+
+// TestDeviceRateLimit: with maxDevicesPerMinute below the fleet's size, new
+// notices reach no more devices than the limit allows (a minute's worth at
+// once, then its refill), and the rollout keeps going as the limit refills.
+func TestDeviceRateLimit(t *testing.T) {
+	ns := newNamespace(t)
+	root := "plant/" + ns
+	startManager(t)
+	fl := simFleet(t, root, 30, "sensor", "1.0.0", devicesim.Behavior{}, nil)
+	createFleet(t, ns, "fleet", root)
+	const perMinute = 12
+	ro := rollout(ns, "r", "fleet", pct(100))
+	ro.Spec.Strategy.MaxDevicesPerMinute = perMinute
+	created := time.Now()
+	if err := k8s.Create(context.Background(), ro); err != nil {
+		t.Fatal(err)
+	}
+	reached := func() (int32, time.Duration) {
+		tot := getRollout(t, ns, "r").Status.Totals
+		return tot.Targeted - tot.Waiting, time.Since(created)
+	}
+	var first int32
+	eventually(t, 60*time.Second, "first devices notified", func() (bool, string) {
+		n, elapsed := reached()
+		allowed := perMinute + int32(elapsed.Minutes()*perMinute) + 1
+		if n > allowed {
+			t.Fatalf("%d devices reached %v after the start; the limit allows %d", n, elapsed, allowed)
+		}
+		first = n
+		return n > 0 && getRollout(t, ns, "r").Status.Totals.Targeted == int32(len(fl.Devices)), fmt.Sprintf("%d reached", n)
+	})
+	eventually(t, 60*time.Second, "more devices notified as the limit refills", func() (bool, string) {
+		n, elapsed := reached()
+		if allowed := perMinute + int32(elapsed.Minutes()*perMinute) + 1; n > allowed {
+			t.Fatalf("%d devices reached %v after the start; the limit allows %d", n, elapsed, allowed)
+		}
+		return n > first && n > perMinute, fmt.Sprintf("%d reached (first %d)", n, first)
+	})
+}

@@ -48,7 +48,7 @@ type FirmwareRolloutReconciler struct {
 	Now func() time.Time
 
 	mu        sync.Mutex
-	limiters  map[types.UID]*rateLimiter
+	limiters  map[types.UID]*rolloutLimits
 	lastWrite map[types.UID]time.Time
 }
 
@@ -126,7 +126,8 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		Now:              now,
 		OfflineGrace:     grace,
 		SupersededModels: superseded,
-		NoticeBudget:     limiter.available(now),
+		NoticeBudget:     limiter.notices.available(now),
+		DeviceBudget:     limiter.devices.available(now),
 		SizeHint:         state.Len(),
 	})
 	withdrawn, err := r.publish(ctx, s, &ro, out.Actions, out.CancelNotice, limiter)
@@ -230,7 +231,7 @@ const publishWorkers = 32
 // notices first when asked (before the retained notices they explain
 // disappear), then publishes and withdrawals. It returns how many notices
 // it withdrew.
-func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Session, ro *v1.FirmwareRollout, actions []rollout.Action, cancelFirst bool, limiter *rateLimiter) (int, error) {
+func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Session, ro *v1.FirmwareRollout, actions []rollout.Action, cancelFirst bool, limiter *rolloutLimits) (int, error) {
 	if len(actions) == 0 {
 		return 0, nil
 	}
@@ -272,7 +273,8 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 		if !a.Withdraw {
 			m, action = *notice, "update"
 			m.Topic = a.Topic
-			limiter.take(now)
+			limiter.notices.take(now, 1)
+			limiter.devices.take(now, a.Devices)
 		}
 		if err := s.Publish(ctx, &m); err != nil {
 			return fmt.Errorf("%s: %w", a.Topic, err)
@@ -368,18 +370,26 @@ func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.
 	return ctrl.Result{}, r.Update(ctx, ro)
 }
 
-func (r *FirmwareRolloutReconciler) limiter(ro *v1.FirmwareRollout) *rateLimiter {
+// rolloutLimits are a rollout's rate limits: notice publishes, and devices
+// reached by new notices.
+type rolloutLimits struct {
+	notices, devices rateLimiter
+}
+
+func (r *FirmwareRolloutReconciler) limiter(ro *v1.FirmwareRollout) *rolloutLimits {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.limiters == nil {
-		r.limiters = map[types.UID]*rateLimiter{}
+		r.limiters = map[types.UID]*rolloutLimits{}
 	}
 	l := r.limiters[ro.UID]
 	if l == nil {
-		l = &rateLimiter{}
+		l = &rolloutLimits{}
 		r.limiters[ro.UID] = l
 	}
-	l.perMinute = int(ro.Spec.Strategy.MaxNoticesPerMinute)
+	l.notices.setRate(int(ro.Spec.Strategy.MaxNoticesPerMinute))
+	// The ramp's step follows the successes the status last recorded.
+	l.devices.setRate(rollout.DeviceRate(&ro.Spec.Strategy, int(ro.Status.Totals.Succeeded)))
 	return l
 }
 

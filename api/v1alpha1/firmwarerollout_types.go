@@ -191,6 +191,38 @@ type RolloutStrategy struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MaxNoticesPerMinute int32 `json:"maxNoticesPerMinute,omitempty"`
+
+	// MaxDevicesPerMinute caps how many devices new notices reach per
+	// minute: a group notice counts every device it reaches, so where a
+	// group is larger than what the limit allows, its devices get
+	// per-device notices instead. 0 means no cap.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxDevicesPerMinute int32 `json:"maxDevicesPerMinute,omitempty"`
+
+	// Ramp raises the device rate as devices succeed: it starts at
+	// startPerMinute and multiplies by factor after every successesPerStep
+	// successes, up to maxDevicesPerMinute when that is set.
+	// +optional
+	Ramp *Ramp `json:"ramp,omitempty"`
+}
+
+// Ramp is an exponential device rate.
+type Ramp struct {
+	// StartPerMinute is the device rate before any success.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	StartPerMinute int32 `json:"startPerMinute"`
+	// Factor multiplies the rate at each step.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=10
+	Factor int32 `json:"factor,omitempty"`
+	// SuccessesPerStep is how many successes raise the rate by one step.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	SuccessesPerStep int32 `json:"successesPerStep"`
 }
 
 // Wave is one step of a rollout.

@@ -13,7 +13,9 @@ import (
 // group notice reaches is then a target, or filters itself out by model or
 // current version exactly as the operator does. Otherwise, and always under
 // a label selector, devices get per-device notices.
-func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.WaveStatus) map[string]Action {
+//
+// held reports that the device rate kept a device waiting.
+func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.WaveStatus) (desired map[string]Action, held bool) {
 	started := func(w int) bool { return w < len(waves) && waves[w].StartTime != nil }
 	type groupKey struct {
 		model  string
@@ -59,30 +61,40 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 			outstanding++
 		}
 	}
-	desired := map[string]Action{}
+	budget := in.DeviceBudget
+	desired = map[string]Action{}
 	for _, g := range order {
 		if len(g.devices) == 0 {
 			continue
 		}
 		if g.complete {
 			topic := in.Topics.GroupNotice(g.key.model, g.key.cohort)
-			// Notices already out stay; new ones respect the cap, though
-			// the first always goes so that a cap below a group's size
-			// cannot stall the rollout.
-			if !has(topic) && maxInProgress > 0 {
-				fresh := 0
-				for _, t := range g.devices {
-					if t.progress == waiting {
-						fresh++
-					}
-				}
-				if outstanding > 0 && outstanding+fresh > maxInProgress {
-					continue
-				}
-				outstanding += fresh
+			if has(topic) {
+				desired[topic] = Action{Topic: topic}
+				continue
 			}
-			desired[topic] = Action{Topic: topic}
-			continue
+			fresh := 0
+			for _, t := range g.devices {
+				if t.progress == waiting {
+					fresh++
+				}
+			}
+			// New notices respect the in-progress cap, though the first
+			// always goes so that a cap below a group's size cannot stall
+			// the rollout.
+			if maxInProgress > 0 && outstanding > 0 && outstanding+fresh > maxInProgress {
+				continue
+			}
+			// A group larger than the device rate allows now goes out
+			// device by device instead.
+			if budget < 0 || fresh <= budget {
+				outstanding += fresh
+				if budget >= 0 {
+					budget -= fresh
+				}
+				desired[topic] = Action{Topic: topic, Devices: fresh}
+				continue
+			}
 		}
 		sort.Slice(g.devices, func(i, j int) bool { return g.devices[i].id < g.devices[j].id })
 		for _, t := range g.devices {
@@ -90,16 +102,48 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 				continue
 			}
 			topic := in.Topics.DeviceNotice(t.id)
-			if !has(topic) && maxInProgress > 0 && t.progress == waiting {
-				if outstanding >= maxInProgress {
+			a := Action{Topic: topic, Device: t.id}
+			if !has(topic) && t.progress == waiting {
+				if maxInProgress > 0 && outstanding >= maxInProgress {
+					continue
+				}
+				if budget == 0 {
+					held = true
 					continue
 				}
 				outstanding++
+				if budget > 0 {
+					budget--
+				}
+				a.Devices = 1
 			}
-			desired[topic] = Action{Topic: topic, Device: t.id}
+			desired[topic] = a
 		}
 	}
-	return desired
+	return desired, held
+}
+
+// DeviceRate is the rollout's device rate per minute given how many of its
+// devices succeeded: the ramp's step, capped by maxDevicesPerMinute; 0
+// means no limit.
+func DeviceRate(s *v1.RolloutStrategy, succeeded int) int {
+	limit := int(s.MaxDevicesPerMinute)
+	r := s.Ramp
+	if r == nil || r.StartPerMinute <= 0 || r.SuccessesPerStep <= 0 {
+		return limit
+	}
+	factor := max(int(r.Factor), 2)
+	rate := int(r.StartPerMinute)
+	for steps := succeeded / int(r.SuccessesPerStep); steps > 0; steps-- {
+		if limit > 0 && rate >= limit || rate > 1<<40 {
+			break
+		}
+		rate *= factor
+	}
+	if limit > 0 {
+		rate = min(rate, limit)
+	}
+	return rate
 }
 
 // noticeActions diffs desired notices against the broker's retained ones,

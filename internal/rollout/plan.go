@@ -84,10 +84,14 @@ func Plan(in Input) Output {
 	}
 
 	var desired map[string]Action
+	held := false
 	if !out.WithdrawAll {
-		desired = desiredNotices(&in, sel, targets, st.Waves)
+		desired, held = desiredNotices(&in, sel, targets, st.Waves)
 	}
 	out.Actions, out.RequeueAfter = noticeActions(&in, desired, out.WithdrawAll)
+	if held && (out.RequeueAfter == 0 || out.RequeueAfter > rateLimitRetry) {
+		out.RequeueAfter = rateLimitRetry
+	}
 
 	fillTotals(&st, targets)
 	st.FailureSample = failureSample(targets)

@@ -72,8 +72,10 @@ type planCase struct {
 	devices []dev
 	notices map[string]fleet.NoticeRef
 	budget  int
-	now     time.Time
-	super   bool
+	// devices is the device budget; 0 means no limit.
+	devBudget int
+	now       time.Time
+	super     bool
 }
 
 func (c planCase) run(t testing.TB) Output {
@@ -91,6 +93,9 @@ func (c planCase) run(t testing.TB) Output {
 	if c.budget == 0 {
 		c.budget = -1
 	}
+	if c.devBudget == 0 {
+		c.devBudget = -1
+	}
 	return Plan(Input{
 		Rollout: c.ro,
 		Devices: func(u string, fn func(*fleet.Device, *fleet.Report)) {
@@ -104,7 +109,7 @@ func (c planCase) run(t testing.TB) Output {
 			}
 		},
 		Notices: c.notices, Topics: topics, Now: c.now, OfflineGrace: time.Minute,
-		SupersededModels: map[string]bool{"m": c.super}, NoticeBudget: c.budget,
+		SupersededModels: map[string]bool{"m": c.super}, NoticeBudget: c.budget, DeviceBudget: c.devBudget,
 	})
 }
 
@@ -256,6 +261,29 @@ func TestPlan(t *testing.T) {
 			check: func(t *testing.T, out Output) {
 				if out.RequeueAfter != rateLimitRetry {
 					t.Fatalf("requeue %v", out.RequeueAfter)
+				}
+			},
+		},
+		"the device rate sends a large group device by device": {
+			c:             planCase{ro: testRollout(percent(100)), devices: devices(1, 1, 1, 1, 1, 2), devBudget: 2},
+			wantPublished: []string{"root/devices/d000/notice", "root/devices/d001/notice"},
+			check: func(t *testing.T, out Output) {
+				if out.RequeueAfter != rateLimitRetry {
+					t.Fatalf("requeue %v, want %v: devices were held back", out.RequeueAfter, rateLimitRetry)
+				}
+				for _, a := range out.Actions {
+					if a.Devices != 1 {
+						t.Fatalf("action %+v reaches %d new devices, want 1", a, a.Devices)
+					}
+				}
+			},
+		},
+		"a group within the device rate goes as one": {
+			c:             planCase{ro: testRollout(percent(100)), devices: devices(1, 1, 1, 2), devBudget: 3},
+			wantPublished: []string{"root/notices/m/01"},
+			check: func(t *testing.T, out Output) {
+				if len(out.Actions) != 1 || out.Actions[0].Devices != 3 {
+					t.Fatalf("actions %+v, want one group notice reaching 3 devices", out.Actions)
 				}
 			},
 		},
@@ -638,6 +666,35 @@ func TestPlanFailurePolicy(t *testing.T) {
 				t.Fatal("rejections missing from the failure sample")
 			}
 		})
+	}
+}
+
+func TestDeviceRate(t *testing.T) {
+	ramp := &v1.Ramp{StartPerMinute: 10, Factor: 3, SuccessesPerStep: 20}
+	tests := []struct {
+		limit     int32
+		ramp      *v1.Ramp
+		succeeded int
+		want      int
+	}{
+		{0, nil, 500, 0},
+		{100, nil, 0, 100},
+		{0, ramp, 0, 10},
+		{0, ramp, 19, 10},
+		{0, ramp, 20, 30},
+		{0, ramp, 45, 90},
+		{200, ramp, 60, 200},
+		{200, ramp, 1 << 30, 200},
+	}
+	for _, tt := range tests {
+		s := &v1.RolloutStrategy{MaxDevicesPerMinute: tt.limit, Ramp: tt.ramp}
+		if got := DeviceRate(s, tt.succeeded); got != tt.want {
+			t.Errorf("DeviceRate(limit %d, %d succeeded) = %d, want %d", tt.limit, tt.succeeded, got, tt.want)
+		}
+	}
+	// Without a limit the ramp stops growing long before it overflows.
+	if got := DeviceRate(&v1.RolloutStrategy{Ramp: ramp}, 1<<30); got < 1<<40 || got > 1<<45 {
+		t.Errorf("unlimited ramp after 2^30 successes = %d", got)
 	}
 }
 

@@ -57,6 +57,7 @@ func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
 	uncapped := *in
 	uncapped.Rollout = &ro
 	uncapped.Notices = nil
+	uncapped.DeviceBudget = -1
 	n := len(ro.Spec.Strategy.Waves)
 	p := &v1.RolloutPreview{Waves: make([]v1.PreviewWave, n)}
 	waves := make([]v1.WaveStatus, n)
@@ -70,7 +71,8 @@ func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
 	for i := range n {
 		waves[i].StartTime = &start
 		pw := &p.Waves[i]
-		for topic, a := range desiredNotices(&uncapped, sel, targets, waves) {
+		desired, _ := desiredNotices(&uncapped, sel, targets, waves)
+		for topic, a := range desired {
 			if before[topic] {
 				continue
 			}

@@ -27,6 +27,9 @@ type Input struct {
 	// NoticeBudget is how many notices may be published now (the rate
 	// limit); below zero means no limit.
 	NoticeBudget int
+	// DeviceBudget is how many devices new notices may reach now (the
+	// device rate, see DeviceRate); below zero means no limit.
+	DeviceBudget int
 	// SizeHint is about how many devices Devices visits.
 	SizeHint int
 }
@@ -37,6 +40,9 @@ type Action struct {
 	Withdraw bool
 	// Device is set for a per-device notice.
 	Device string
+	// Devices is how many devices that had no notice this one reaches,
+	// for the device rate.
+	Devices int
 }
 
 // Event is a transition worth a Kubernetes Event.
