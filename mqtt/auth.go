@@ -143,6 +143,8 @@ func (c *Client) handleAuth(cn *conn, h packet.Header, b []byte) error {
 // challenges answered until the server reports success.
 func (c *Client) authExchange(ctx context.Context, cn *conn) error {
 	defer cn.authActive.Store(false)
+	c.beginAwait()
+	defer c.endAwait()
 	auth := c.opts.Authenticator
 	method := auth.Method()
 	data, err := auth.Start(ctx)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +17,39 @@ import (
 
 // Client is an MQTT client holding one session. Its methods are safe for
 // concurrent use.
+//
+// Concurrency. Locks are taken in this order, and none is taken while a
+// later one is held:
+//
+//  1. Client.mu: the session (pending flows and their packet
+//     identifiers, the quota, inbound QoS 2 identifiers, the connection,
+//     the subscriptions to renew, started and closed).
+//  2. conn.wmu: one connection's write buffer and its closed flag.
+//  3. the Store's own lock: Store methods are called under both.
+//
+// router.mu and handlerQueue.mu are leaves: nothing else is locked while
+// one is held, and no user code runs under either (the queue starts a
+// dispatcher goroutine under its lock, which takes no lock). conn.close
+// takes wmu, so it is called without wmu held, with or without mu.
+//
+// Goroutines and what each may wait for:
+//
+//   - A connection's reader reads, decodes and acts on packets, and
+//     queues messages for the dispatcher. It waits for room in a full
+//     handler queue only while no caller waits for a packet from the
+//     server (awaiting == 0); see enqueueFull. So a handler that
+//     publishes, subscribes or re-authenticates always gets its answer.
+//   - Its writer, and the keepalive timer, wait for the socket only.
+//   - The dispatcher runs handlers, one at a time. Handlers may call
+//     any method; Disconnect from a handler does not wait for the
+//     dispatcher (see ownGoroutine).
+//   - The supervisor runs after a connection ends: it fails the
+//     SUBSCRIBE and UNSUBSCRIBE flows of that connection, calls
+//     OnConnectionLost, and reconnects (or, with DisableAutoReconnect,
+//     releases waiting publishers and lets Connect be called again).
+//   - Disconnect waits for the reader and writer (which end once the
+//     socket is closed), and for the dispatcher and the supervisor (which
+//     may be running user code) only until its context ends.
 type Client struct {
 	opts  Options
 	log   logr.Logger
@@ -22,9 +58,13 @@ type Client struct {
 	ctx    context.Context // ends at Disconnect
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	conn     *conn // nil while disconnected
-	started  bool  // Connect succeeded: the session is kept up from now on
+	mu   sync.Mutex
+	conn *conn // nil while disconnected
+	// started: Connect was called and the session is kept up from now on.
+	// It ends at Disconnect, at a failed Connect, and, with
+	// DisableAutoReconnect, when the connection is lost, so that Connect
+	// may be called again.
+	started  bool
 	closed   bool
 	gen      uint64
 	clientID string
@@ -44,12 +84,17 @@ type Client struct {
 	// Inbound QoS 2 messages delivered and awaiting PUBREL.
 	inboundQoS2 map[uint16]struct{}
 
-	router      router
-	subs        []*subscribeRecord // for resubscribing when the server lost the session
-	queue       *handlerQueue
-	dispatcher  func() // dispatch as a value made once: starting one allocates nothing
-	stats       counters
-	wg          sync.WaitGroup // the supervisor and the dispatcher, each running only when needed
+	router     router
+	subs       []*subscribeRecord // for resubscribing when the server lost the session
+	queue      *handlerQueue
+	dispatcher func() // dispatch as a value made once: starting one allocates nothing
+	stats      counters
+	// awaiting counts callers waiting for a packet only the reader can
+	// deliver (an acknowledgement, a quota slot, an AUTH): while it is
+	// above 0 the reader never waits for the handlers. See enqueueFull.
+	awaiting    atomic.Int32
+	dispatchers sync.WaitGroup // the dispatcher, running only while messages wait
+	supervisors sync.WaitGroup // the supervisor, running only after a connection ended
 	lastAttempt int            // reconnect attempts since the last healthy connection; supervisor only
 
 	// Where a server's DISCONNECT redirected us (v5 Server Reference):
@@ -116,9 +161,17 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// Connect makes the first connection, trying each server once. After it
-// succeeds the client keeps the session up by itself until Disconnect.
+// Connect makes a connection, trying each server once. After it succeeds
+// the client keeps the session up by itself until Disconnect, unless
+// Options.DisableAutoReconnect is set: then, once the connection is lost,
+// Connect may be called again to resume the session on a new connection,
+// which resends the QoS 1 and 2 flows still in flight as a reconnect does.
 func (c *Client) Connect(ctx context.Context) error {
+	if c.opts.Version == V311 && c.opts.ClientID == "" && !c.opts.CleanStart {
+		// A 3.1.1 server must refuse it [MQTT-3.1.3-7]; say why here
+		// rather than pass on its "identifier rejected".
+		return ErrClientIDRequired
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -128,23 +181,40 @@ func (c *Client) Connect(ctx context.Context) error {
 		c.mu.Unlock()
 		return errors.New("mqtt: already connected")
 	}
+	c.started = true
+	// A client that has been connected resumes its session: the store
+	// holds flows in flight, and v5 Clean Start applies to the first
+	// connection only, as for reconnects.
+	resume := c.gen > 0
 	c.mu.Unlock()
-	if c.opts.CleanStart {
+	err := c.prepareSession(resume)
+	var cn *conn
+	if err == nil {
+		cn, err = c.connect(ctx, !resume)
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.started = false
+		c.mu.Unlock()
+		return err
+	}
+	c.afterConnect(cn)
+	return nil
+}
+
+// prepareSession readies the store for the first connection: emptied for
+// a clean start, else read for what an earlier process left.
+func (c *Client) prepareSession(resume bool) error {
+	switch {
+	case resume:
+		return nil
+	case c.opts.CleanStart:
 		if err := c.store.Reset(); err != nil {
 			return fmt.Errorf("reset session store: %w", err)
 		}
-	} else if err := c.loadSession(); err != nil {
-		return err
+		return nil
 	}
-	cn, err := c.connect(ctx, true)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.started = true
-	c.mu.Unlock()
-	c.afterConnect(cn)
-	return nil
+	return c.loadSession()
 }
 
 // loadSession adopts the state a Store kept from an earlier process: the
@@ -557,33 +627,45 @@ func (c *Client) afterConnect(cn *conn) {
 // It runs under the connection's closeOnce, before Disconnect can wait for
 // the supervisor.
 func (c *Client) connectionEnded(cn *conn) {
-	c.wg.Add(1)
+	c.supervisors.Add(1)
 	go c.supervise(cn)
 }
 
-// supervise takes over when a connection has ended: it tells the
-// application and reconnects, then ends until the next loss. Nothing runs
-// it while the connection is up.
+// supervise takes over when a connection has ended: it ends the flows that
+// cannot outlive the connection, tells the application and reconnects,
+// then ends until the next loss. Nothing runs it while the connection is
+// up.
 func (c *Client) supervise(cn *conn) {
-	defer c.wg.Done()
+	defer c.supervisors.Done()
 	cn.wg.Wait()
+	lost := fmt.Errorf("%w: %w", ErrConnectionLost, cn.err)
 	c.mu.Lock()
 	if c.conn == cn {
 		c.conn = nil
 	}
-	c.mu.Unlock()
-	if c.ctx.Err() != nil {
+	if c.closed {
+		c.mu.Unlock()
 		return // Disconnect
 	}
+	c.failRequestsLocked(cn.gen, lost)
+	manual := c.opts.DisableAutoReconnect
+	if manual {
+		// Nothing will reconnect unless the application calls Connect,
+		// so nobody is left waiting for it; and it may call Connect from
+		// OnConnectionLost.
+		c.started = false
+		c.releasePublishersLocked(lost)
+	}
+	c.mu.Unlock()
 	c.stats.connectionsLost.Add(1)
 	c.log.Info("connection lost", "error", cn.err.Error())
+	c.noteRedirect(cn) // before the callback, which may call Connect
 	if c.opts.OnConnectionLost != nil {
 		c.opts.OnConnectionLost(c, cn.err)
 	}
-	if c.opts.DisableAutoReconnect {
+	if manual {
 		return
 	}
-	c.noteRedirect(cn)
 	// A connection that stayed up resets the backoff; one that drops
 	// straight away keeps growing it.
 	attempt := 0
@@ -615,8 +697,17 @@ func (c *Client) supervise(cn *conn) {
 }
 
 // Disconnect sends DISCONNECT, closes the connection and stops the client.
-// Calls waiting for acknowledgements return ErrClosed. The session lives on
-// at the server for its expiry interval.
+// Calls waiting for acknowledgements return ErrClosed. Messages queued for
+// the handlers and not yet handed to one are not delivered: QoS 1 and 2
+// ones were not acknowledged, so the server sends them again if the
+// session resumes. The session lives on at the server for its expiry
+// interval.
+//
+// Disconnect waits for a handler or connection callback that is running,
+// until ctx ends, and then returns ctx's error; the handler's goroutine
+// ends when the handler returns. Called from a handler or callback itself,
+// it does not wait for that goroutine, which could only end after
+// Disconnect returned.
 func (c *Client) Disconnect(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
@@ -624,21 +715,84 @@ func (c *Client) Disconnect(ctx context.Context) error {
 		return nil
 	}
 	c.closed = true
+	c.started = false
 	cn := c.conn
 	c.mu.Unlock()
 	c.cancel()
 	var err error
 	if cn != nil {
 		err = cn.shutdown(ctx)
+		// The socket is closed now, so the reader and writer end at
+		// once; a reader waiting for room in the queue ends with c.ctx.
 		cn.wg.Wait()
 	}
-	c.wg.Wait()
+	// Before waiting for the handlers, since one may be waiting for an
+	// acknowledgement that will never come.
 	c.mu.Lock()
 	for id := range c.pending {
 		c.completeLocked(id, ErrClosed)
 	}
 	c.mu.Unlock()
-	return err
+	for _, item := range c.queue.close() {
+		if item.qos == ExactlyOnce {
+			c.forgetInbound(item.id)
+		}
+	}
+	onDispatcher, onSupervisor := ownGoroutine()
+	done := make(chan struct{})
+	go func() {
+		// Ends when the goroutines do, even after ctx has ended.
+		if !onDispatcher {
+			c.dispatchers.Wait()
+		}
+		if !onSupervisor {
+			c.supervisors.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// The functions that run user code on the client's own goroutines: the
+// dispatcher's handlers, and the supervisor's OnConnect and
+// OnConnectionLost.
+var (
+	dispatchFunc  = funcName((*Client).dispatch)
+	superviseFunc = funcName((*Client).supervise)
+)
+
+func funcName(f any) string { return runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name() }
+
+// ownGoroutine reports whether the caller runs on a dispatcher or a
+// supervisor, found by their functions on its stack: Go has no goroutine
+// identity to compare, and a Disconnect called from a handler must not
+// wait for the goroutine it runs on. Any client's dispatcher or supervisor
+// counts, so a handler of one client disconnecting another does not wait
+// for the other's handlers either. Disconnect alone pays for the walk.
+func ownGoroutine() (dispatcher, supervisor bool) {
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(2, pcs)
+	for n == len(pcs) { // deeper than the buffer: the outermost frames matter
+		pcs = make([]uintptr, 2*len(pcs))
+		n = runtime.Callers(2, pcs)
+	}
+	frames := runtime.CallersFrames(pcs[:n])
+	for more := true; more; {
+		var f runtime.Frame
+		f, more = frames.Next()
+		switch f.Function {
+		case dispatchFunc:
+			dispatcher = true
+		case superviseFunc:
+			supervisor = true
+		}
+	}
+	return dispatcher, supervisor
 }
 
 // ClientID is the client identifier in use, which a v5 server may have assigned.

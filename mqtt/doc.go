@@ -13,14 +13,18 @@
 // PUBCOMP for QoS 2) and allocates nothing in steady state.
 //
 // Inbound messages are handed to handlers on a dispatcher goroutine, never on
-// the connection's reader, in the order they arrived. The queue between the
+// the connection's reader, in the order they arrived, each message once to
+// the handler of every Subscribe call it matches. The queue between the
 // reader and the dispatcher is bounded (Options.HandlerQueue). QoS 1 and 2
 // messages are acknowledged after their handler returns, so the server's
 // in-flight window (our Receive Maximum, never more than the queue) bounds
-// them and they are never dropped. QoS 0 messages meet back-pressure when
-// the queue is full: the reader waits for room, and the keepalive timer does
-// not count that wait as a dead link. Set Options.DropQoS0WhenFull to drop
-// them instead; drops are counted (Stats).
+// them and they are never dropped. When the queue is full the reader waits
+// for room (back-pressure), and the keepalive timer does not count that
+// wait as a dead link; but while a caller waits for an acknowledgement,
+// which may be a handler publishing at QoS 1, the reader reads on, dropping
+// QoS 0 messages that find the queue full (counted in Stats) and queueing
+// QoS 1 and 2 ones beyond the bound. Options.DropQoS0WhenFull drops QoS 0
+// messages whenever the queue is full.
 //
 // Guarantees per QoS: QoS 0 at most once; QoS 1 at least once, across
 // reconnects for as long as the session lives; QoS 2 exactly once in both

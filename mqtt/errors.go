@@ -13,6 +13,18 @@ var (
 	// ErrNotConnected is returned by a QoS 0 publish while no connection is up;
 	// QoS 1 and 2 publishes wait for the next connection instead.
 	ErrNotConnected = errors.New("mqtt: not connected")
+	// ErrConnectionLost is returned by calls that were waiting on a
+	// connection when it ended: a SUBSCRIBE or UNSUBSCRIBE, which MQTT
+	// does not carry over to the next connection, so the caller decides
+	// whether to send it again; and, with Options.DisableAutoReconnect, a
+	// QoS 1 or 2 publish, whose message stays in the session (see
+	// Client.Publish). The error wraps why the connection ended.
+	ErrConnectionLost = errors.New("mqtt: connection lost")
+	// ErrClientIDRequired means Connect was asked for an MQTT 3.1.1
+	// session without a client identifier and without CleanStart, which a
+	// server must refuse [MQTT-3.1.3-7]: a session needs a name to be
+	// found again.
+	ErrClientIDRequired = errors.New("mqtt: MQTT 3.1.1 needs a client ID unless CleanStart is set")
 	// ErrKeepAliveTimeout means the server did not answer a PINGREQ in time.
 	ErrKeepAliveTimeout = errors.New("mqtt: keepalive timeout: no PINGRESP from the server")
 	// ErrPacketTooLarge means a packet exceeds the server's Maximum Packet Size.

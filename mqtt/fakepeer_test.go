@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -340,5 +341,53 @@ func TestHostileBytesNeverPanic(t *testing.T) {
 		if err := awaitLost(t, lost); err == nil {
 			t.Errorf("% x: connection ended without an error", raw)
 		}
+	}
+}
+
+// TestPubackUnlistedSuccessCode: mochi-mqtt 2.7.9 answers a QoS 1 PUBLISH
+// with PUBACK reason 0x01, which the PUBACK table does not list. Every
+// code below 0x80 is success (2.4), so the publish succeeds, the code is
+// counted, and the connection stays: closing it would resend the message
+// on the next connection, to be answered the same way, for good.
+func TestPubackUnlistedSuccessCode(t *testing.T) {
+	published := make(chan int, 1)
+	url := startPeer(t, packet.V5, func(p *peer) {
+		n := 0
+		defer func() { published <- n }()
+		for {
+			switch pk := p.read().(type) {
+			case nil, *packet.Disconnect:
+				return
+			case *packet.Publish:
+				n++
+				code := byte(0x01)
+				if n > 1 {
+					code = 0x00
+				}
+				p.writeRaw([]byte{0x40, 3, byte(pk.PacketID >> 8), byte(pk.PacketID), code})
+			}
+		}
+	})
+	c, lost := connectToPeer(t, url, mqtt.Options{ClientID: "x"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, topic := range []string{"first", "second"} {
+		if err := c.Publish(ctx, &mqtt.Message{Topic: topic, QoS: mqtt.AtLeastOnce}); err != nil {
+			t.Fatalf("publish %s: %v", topic, err)
+		}
+	}
+	if st := c.Stats(); st.UnlistedAckReasons != 1 || st.ConnectionsLost != 0 {
+		t.Fatalf("stats: %d unlisted reason codes, %d connections lost; want 1 and 0", st.UnlistedAckReasons, st.ConnectionsLost)
+	}
+	if err := c.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-published; n != 2 {
+		t.Fatalf("the server got %d PUBLISH packets, want 2", n)
+	}
+	select {
+	case err := <-lost:
+		t.Fatalf("connection lost: %v", err)
+	default:
 	}
 }

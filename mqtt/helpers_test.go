@@ -68,3 +68,16 @@ func (c *collector) none(t *testing.T, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// waitFor polls cond until it holds, for conditions the client exposes
+// only as state (Stats, IsConnected), failing after 20s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

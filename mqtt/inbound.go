@@ -34,7 +34,12 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 		return c.handlePublish(cn, &in.publish)
 	case packet.TypePuback, packet.TypePubrec, packet.TypePubrel, packet.TypePubcomp:
 		in.ack.PacketType = h.Type
-		if err := discardUser.Unmarshal(&in.ack, v, h.Flags, b); err != nil {
+		// Taking an unlisted success code as malformed would close the
+		// connection, and the resent PUBLISH would meet the same answer:
+		// a reconnect loop duplicating the message (handleAck counts it).
+		ackOpts := discardUser
+		ackOpts.AcceptUnlistedAckSuccess = true
+		if err := ackOpts.Unmarshal(&in.ack, v, h.Flags, b); err != nil {
 			return fmt.Errorf("%s: %w", h.Type, err)
 		}
 		return c.handleAck(cn, &in.ack)
@@ -101,11 +106,9 @@ func (c *Client) dropOversized(cn *conn, s oversizedPublish) error {
 // when p is nil.
 func (c *Client) receive(cn *conn, qos QoS, id uint16, p *packet.Publish, topic string) error {
 	if qos > 0 {
-		// Overshoot is counted and, by default, met with back-pressure:
-		// the handler queue bounds the memory whatever the server sends,
-		// since the reader waits for room in it. See
+		// Overshoot is counted and, by default, tolerated: see
 		// Options.StrictReceiveMaximum for why the connection is not
-		// closed.
+		// closed, and enqueueFull for how the memory stays bounded.
 		switch n := cn.inboundUnacked.Add(1); {
 		case cn.version != V5 || n <= int32(c.opts.ReceiveMaximum):
 		case c.opts.StrictReceiveMaximum:
@@ -141,41 +144,88 @@ func (c *Client) receive(cn *conn, qos QoS, id uint16, p *packet.Publish, topic 
 		c.stats.droppedQoS0.Add(1)
 		return nil
 	}
-	// Back-pressure: wait for the handlers. The keepalive check knows the
-	// reader, not the link, is what is slow meanwhile.
+	// The keepalive check knows the reader, not the link, is what is slow
+	// meanwhile.
 	cn.readerWaiting.Store(true)
 	defer func() {
 		cn.lastRecv.Store(time.Now().UnixNano())
 		cn.readerWaiting.Store(false)
 	}()
-	// The wait outlives a lost connection on purpose: the message was
-	// received, and for QoS 2 it is already recorded as delivered, so
-	// dropping it here would turn exactly-once into at-most-once.
-	if !c.queue.push(item, c.ctx.Done()) {
-		if qos == ExactlyOnce {
-			// Not delivered: let the server's resend in a later session
-			// deliver it.
-			c.mu.Lock()
-			delete(c.inboundQoS2, id)
-			c.mu.Unlock()
-			_ = c.store.DeleteInbound(id)
-		}
+	if !c.enqueueFull(item) && qos == ExactlyOnce {
+		// Not delivered: let the server's resend in a later session
+		// deliver it.
+		c.forgetInbound(id)
 	}
 	return nil
 }
 
+// enqueueFull queues a message that found the handler queue full. It
+// reports false only when the client is stopping and a QoS 1 or 2 message
+// was not queued.
+//
+// The rule: the reader waits for room, which is back-pressure through TCP
+// to the server, only while no caller waits for a packet from the server.
+// Acknowledgements arrive behind the messages, so a reader waiting for the
+// handlers would keep a handler that publishes at QoS 1 (Client.Respond)
+// from ever seeing its PUBACK, and nothing would move again. While a
+// caller waits (c.awaiting > 0, checked again whenever one starts to) the
+// reader reads on, and then:
+//   - a QoS 0 message is dropped and counted (Stats.DroppedQoS0), which
+//     is all QoS 0 promises, and what keeps the memory bounded: only QoS 0
+//     has no bound in the protocol;
+//   - a QoS 1 or 2 message is queued beyond the bound: it is never
+//     dropped. The server's flow control bounds them (our Receive Maximum
+//     under v5, tolerated overshoot included; under 3.1.1 the server's own
+//     in-flight limit, mosquitto's max_inflight_messages).
+//
+// The wait outlives a lost connection on purpose: the message was
+// received, and for QoS 2 it is already recorded as delivered, so dropping
+// it here would turn exactly-once into at-most-once.
+func (c *Client) enqueueFull(item inbound) bool {
+	defer c.queue.unpark()
+	for {
+		room := c.queue.room()
+		if c.queue.tryPush(item) {
+			return true
+		}
+		if c.awaiting.Load() > 0 {
+			if item.qos == AtMostOnce {
+				c.stats.droppedQoS0.Add(1)
+				return true
+			}
+			return c.queue.pushOver(item)
+		}
+		select {
+		case <-room:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// forgetInbound undoes the exactly-once record of a QoS 2 message that was
+// not delivered after all, so that the server's resend is.
+func (c *Client) forgetInbound(id uint16) {
+	c.mu.Lock()
+	delete(c.inboundQoS2, id)
+	c.mu.Unlock()
+	if err := c.store.DeleteInbound(id); err != nil {
+		c.log.Error(err, "deleting from the session store", "packetID", id)
+	}
+}
+
 // startDispatcher runs a dispatcher for a queue that has just received an
-// item with none running. The reader calls it, before its connection's end
-// lets Disconnect wait for the dispatcher.
+// item with none running. The queue calls it under its lock, before its
+// close lets Disconnect wait for the dispatcher.
 func (c *Client) startDispatcher() {
-	c.wg.Add(1)
+	c.dispatchers.Add(1)
 	go c.dispatcher()
 }
 
 // dispatch runs handlers in arrival order and acknowledges QoS 1 and 2
 // messages once their handler has returned, on the connection they came on.
 func (c *Client) dispatch() {
-	defer c.wg.Done()
+	defer c.dispatchers.Done()
 	for {
 		item, ok := c.queue.pop()
 		if !ok {

@@ -20,8 +20,9 @@ type Options struct {
 	Servers []string
 	// Version is the protocol version (default V5).
 	Version Version
-	// ClientID identifies the session. Empty asks a v5 server to assign one
-	// (a 3.1.1 server accepts an empty one only with CleanStart).
+	// ClientID identifies the session. Empty asks a v5 server to assign one;
+	// under 3.1.1 an empty one needs CleanStart, or Connect fails with
+	// ErrClientIDRequired [MQTT-3.1.3-7].
 	ClientID string
 	// CleanStart discards any session the server holds at the first connect.
 	// Reconnects always ask to resume. Under 3.1.1 this is Clean Session and
@@ -70,8 +71,8 @@ type Options struct {
 	// ReceiveMaximum, as the specification asks. By default the client
 	// tolerates overshoot, counting it in Stats, and meets it with
 	// back-pressure (beyond HandlerQueue the reader waits for the
-	// handlers, so memory stays bounded), because mosquitto 2.0 overshoots
-	// under load, by hundreds of messages at times
+	// handlers, unless a caller waits for an acknowledgement), because
+	// mosquitto 2.0 overshoots under load, by hundreds of messages at times
 	// (eclipse-mosquitto/mosquitto#2301), and a client that drops its
 	// connection over that is worse than one that absorbs it: it would
 	// lose its place and meet the same overshoot again after reconnecting.
@@ -135,24 +136,37 @@ type Options struct {
 	MaxRedirects int
 
 	// DisableAutoReconnect turns off reconnecting after a lost connection.
+	// The application reconnects by calling Connect again, which resumes
+	// the session. While no connection is up, publishes at every QoS fail
+	// with ErrNotConnected, and those in flight when it was lost return
+	// ErrConnectionLost, their messages kept in the session for the next
+	// Connect (see Client.Publish).
 	DisableAutoReconnect bool
 	// Backoff is the reconnect delay policy.
 	Backoff Backoff
 
-	// OnConnect is called after every successful connect, before queued
-	// messages are resent, from the client's supervisor goroutine.
+	// OnConnect is called after every successful connect, once the
+	// session's resends are queued: from the goroutine that called
+	// Connect, and after a reconnect from the client's supervisor
+	// goroutine.
 	OnConnect func(*Client, *Connack)
-	// OnConnectionLost is called when an established connection ends for
-	// any reason but Close.
+	// OnConnectionLost is called from the supervisor goroutine when an
+	// established connection ends for any reason but Disconnect. With
+	// DisableAutoReconnect it may call Connect. The automatic reconnect
+	// starts after it returns.
 	OnConnectionLost func(*Client, error)
 
 	// DefaultHandler receives messages that match no subscription's handler.
 	DefaultHandler Handler
 	// HandlerQueue is the bound of the queue between the connection's
-	// reader and the handlers (default 256).
+	// reader and the handlers (default 256). When it is full the reader
+	// waits for room, unless a caller waits for an acknowledgement, which
+	// the reader must then read on to deliver: meanwhile QoS 0 messages
+	// that find the queue full are dropped and QoS 1 and 2 ones queued
+	// beyond the bound (docs/mqtt.md, "Handlers and back-pressure").
 	HandlerQueue int
-	// DropQoS0WhenFull drops QoS 0 messages when the handler queue is full
-	// instead of waiting for room.
+	// DropQoS0WhenFull drops QoS 0 messages whenever the handler queue is
+	// full, instead of waiting for room.
 	DropQoS0WhenFull bool
 
 	// Store keeps in-flight session state (default a MemoryStore).

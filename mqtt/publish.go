@@ -15,8 +15,9 @@ type pending struct {
 	kind      packet.Type // TypePublish, TypeSubscribe or TypeUnsubscribe
 	qos       QoS
 	topic     string
-	pubrec    bool // QoS 2: PUBREC received, PUBREL sent
-	abandoned bool // the caller stopped waiting
+	pubrec    bool   // QoS 2: PUBREC received, PUBREL sent
+	abandoned bool   // the caller stopped waiting
+	gen       uint64 // SUBSCRIBE and UNSUBSCRIBE: the connection it was sent on
 	done      chan error
 	codes     []ReasonCode // SUBACK/UNSUBACK result
 	reason    string       // v5 reason string of the ack
@@ -30,6 +31,13 @@ type pending struct {
 // *PublishError. QoS 1 and 2 messages published while disconnected wait for
 // the next connection; if ctx ends first, Publish returns ctx.Err() but the
 // message stays in the session and is still delivered.
+//
+// With Options.DisableAutoReconnect no connection comes by itself, so
+// nothing waits for one: while disconnected Publish fails with
+// ErrNotConnected at every QoS, and a QoS 1 or 2 publish in flight when the
+// connection is lost returns an error wrapping ErrConnectionLost. Like one
+// whose ctx ended, its message stays in the session, and goes out again if
+// Connect is called (until Disconnect).
 func (c *Client) Publish(ctx context.Context, m *Message) error {
 	if m.QoS > ExactlyOnce {
 		return fmt.Errorf("mqtt: invalid QoS %d", m.QoS)
@@ -37,6 +45,8 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	if m.QoS == AtMostOnce {
 		return c.publishQoS0(m)
 	}
+	c.beginAwait()
+	defer c.endAwait()
 	c.mu.Lock()
 	if err := c.checkPublish(m); err != nil {
 		c.mu.Unlock()
@@ -52,9 +62,11 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 			return ErrClosed
 		}
 		c.mu.Lock()
-		if c.closed {
+		if err := c.checkPublish(m); err != nil {
+			// Pass the wake on: the next waiter fails the same way.
+			c.passQuota()
 			c.mu.Unlock()
-			return ErrClosed
+			return err
 		}
 	}
 	c.inflight++
@@ -77,10 +89,15 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	return c.wait(ctx, id, p)
 }
 
-// checkPublish applies what the server announced in CONNACK. c.mu is held.
+// checkPublish applies what the server announced in CONNACK, and refuses
+// a QoS 1 or 2 publish that would wait for a connection nothing will make.
+// c.mu is held.
 func (c *Client) checkPublish(m *Message) error {
 	if c.closed {
 		return ErrClosed
+	}
+	if c.conn == nil && c.opts.DisableAutoReconnect {
+		return ErrNotConnected
 	}
 	if ack := c.connack; ack != nil {
 		if m.QoS > ack.MaximumQoS {
@@ -205,6 +222,36 @@ func (c *Client) waitResult(ctx context.Context, id uint16, p *pending) ([]Reaso
 	return codes, reason, err
 }
 
+// beginAwait counts a caller that is about to wait for a packet only the
+// reader can deliver, and wakes a reader waiting for room in the handler
+// queue so that it reads on (see enqueueFull). endAwait undoes it.
+func (c *Client) beginAwait() {
+	c.awaiting.Add(1)
+	c.queue.wake()
+}
+
+func (c *Client) endAwait() { c.awaiting.Add(-1) }
+
+// releasePublishersLocked returns err to every caller waiting for a
+// publish flow, leaving the flow itself in the session as an abandoned
+// one: its packet identifier stays reserved, and the next connection
+// resends it or receives its acknowledgement. c.mu is held.
+func (c *Client) releasePublishersLocked(err error) {
+	for id, p := range c.pending {
+		if p.kind != packet.TypePublish || p.abandoned {
+			continue
+		}
+		// The caller recycles p when it has the error, so the session
+		// keeps a copy.
+		kept := c.newPending(packet.TypePublish)
+		kept.qos, kept.topic, kept.pubrec, kept.abandoned = p.qos, p.topic, p.pubrec, true
+		c.pending[id] = kept
+		p.done <- err
+	}
+	// Publishers waiting for a quota slot fail one after another (checkPublish).
+	c.passQuota()
+}
+
 // allocID returns a packet identifier not in use. c.mu is held; there is
 // always one free because in-flight flows are bounded by the quota.
 func (c *Client) allocID() uint16 {
@@ -271,6 +318,12 @@ func (c *Client) completeLocked(id uint16, err error) {
 
 // handleAck processes PUBACK, PUBREC, PUBREL and PUBCOMP.
 func (c *Client) handleAck(cn *conn, a *packet.Ack) error {
+	if code := a.ReasonCode; code != packet.Success && !code.IsError() && !code.ValidFor(a.PacketType) {
+		// Decoded with AcceptUnlistedAckSuccess: a success all the same.
+		c.stats.unlistedAckReasons.Add(1)
+		c.log.V(1).Info("acknowledgement with a reason code its packet type does not list, taken as success",
+			"type", a.PacketType.String(), "packetID", a.PacketID, "reasonCode", byte(code))
+	}
 	switch a.PacketType {
 	case packet.TypePuback, packet.TypePubcomp:
 		c.mu.Lock()

@@ -7,7 +7,6 @@ import (
 func TestHandlerQueueOrderAndBound(t *testing.T) {
 	starts := 0
 	q := newHandlerQueue(3, func() { starts++ })
-	stop := make(chan struct{})
 	for i := range 3 {
 		if !q.tryPush(inbound{id: uint16(i)}) {
 			t.Fatalf("push %d refused below the bound", i)
@@ -32,27 +31,41 @@ func TestHandlerQueueOrderAndBound(t *testing.T) {
 	if starts != 1 {
 		t.Fatalf("dispatcher started %d times while one was draining, want 1", starts)
 	}
-	close(stop)
-	if q.push(inbound{}, stop) {
-		t.Fatal("push into a full queue succeeded after stop")
+	if !q.pushOver(inbound{id: 103}) || q.len() != 4 {
+		t.Fatalf("pushOver beyond the bound: len %d, want 4", q.len())
+	}
+	left := q.close()
+	if len(left) != 4 || left[0].id != 100 || left[3].id != 103 {
+		t.Fatalf("close returned %v, want the 4 queued items in order", left)
+	}
+	if q.tryPush(inbound{}) || q.pushOver(inbound{}) {
+		t.Fatal("push accepted after close")
+	}
+	if _, ok := q.pop(); ok {
+		t.Fatal("pop returned an item after close")
 	}
 }
 
-func TestHandlerQueuePushWaitsForRoom(t *testing.T) {
+// A pusher waiting for room is signalled by a pop, by wake, and by close.
+func TestHandlerQueueRoomSignals(t *testing.T) {
 	q := newHandlerQueue(1, func() {})
-	stop := make(chan struct{})
 	q.tryPush(inbound{id: 1})
-	done := make(chan bool)
-	go func() { done <- q.push(inbound{id: 2}, stop) }()
+	room := q.room()
+	if q.tryPush(inbound{id: 2}) {
+		t.Fatal("push accepted beyond the bound")
+	}
 	if item, _ := q.pop(); item.id != 1 {
 		t.Fatalf("popped %d", item.id)
 	}
-	if !<-done {
-		t.Fatal("waiting push failed after room appeared")
+	<-room
+	if !q.tryPush(inbound{id: 2}) {
+		t.Fatal("push refused after a pop made room")
 	}
-	if item, _ := q.pop(); item.id != 2 {
-		t.Fatalf("popped %d", item.id)
-	}
+	q.wake()
+	<-room
+	q.unpark()
+	q.close()
+	<-room
 }
 
 // The dispatcher ends when the queue is empty, and the next push starts

@@ -9,33 +9,50 @@ import (
 
 // Handler receives messages. It runs on the client's dispatcher goroutine,
 // one message at a time, so it should hand long work elsewhere; the message
-// is the handler's to keep.
+// is the handler's to keep. It may call any method of the client,
+// Disconnect included, but must not wait for another message of the same
+// client (a Requester.Request of its own, say): none is delivered until it
+// returns.
 type Handler func(*Message)
 
 // router sends each received message to the handlers of the subscriptions
 // it matches.
 type router struct {
-	mu     sync.RWMutex
-	routes []route
+	mu        sync.RWMutex
+	routes    []route
+	lastOwner uint64
 }
 
 type route struct {
 	filter  string
 	subID   uint32
 	handler Handler
+	// owner names the Subscribe call that made the route: a message whose
+	// topic several of one call's filters match reaches its handler once.
+	owner uint64
 }
 
-// add routes filter to h, replacing an earlier route for the same filter.
-func (r *router) add(filter string, subID uint32, h Handler) {
+// newOwner returns a name for one Subscribe call's routes.
+func (r *router) newOwner() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.lastOwner++
+	return r.lastOwner
+}
+
+// add routes filter to h for the Subscribe call owner, replacing an
+// earlier route for the same filter.
+func (r *router) add(filter string, subID uint32, h Handler, owner uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt := route{filter: filter, subID: subID, handler: h, owner: owner}
 	for i := range r.routes {
 		if r.routes[i].filter == filter {
-			r.routes[i] = route{filter, subID, h}
+			r.routes[i] = rt
 			return
 		}
 	}
-	r.routes = append(r.routes, route{filter, subID, h})
+	r.routes = append(r.routes, rt)
 }
 
 func (r *router) remove(filter string) {
@@ -44,29 +61,35 @@ func (r *router) remove(filter string) {
 	r.routes = slices.DeleteFunc(r.routes, func(rt route) bool { return rt.filter == filter })
 }
 
-// route calls every matching handler once; fallback gets messages that match
-// none. A server sends the identifiers of the subscriptions a message was
-// published for [MQTT-3.3.4-3], so a message naming identifiers goes to the
-// routes with those identifiers, and one naming none to the routes without
-// an identifier whose filter matches its topic (shared subscriptions by
-// their inner filter). mosquitto sends one copy per matching subscription,
-// each with its own identifiers; routing a copy by topic to every matching
-// handler would hand it to subscriptions it was not sent for, and defeat a
-// shared subscription's load balancing. Identifiers no route knows (from a
-// session an earlier process made) fall back to topic matching.
+// route calls the handler of every Subscribe call the message matches,
+// once per call however many of its filters match (a server that delivers
+// one copy for overlapping subscriptions [MQTT-3.3.4-2] must not make it
+// two); fallback gets messages that match none.
+//
+// A server sends the identifiers of the subscriptions a message was
+// published for [MQTT-3.3.4-3], so a message naming identifiers goes to
+// the routes with those identifiers, and one naming none to the routes
+// without an identifier whose filter matches its topic (shared
+// subscriptions by their inner filter). mosquitto sends one copy per
+// matching subscription, each with its own identifiers; routing a copy by
+// topic to every matching handler would hand it to subscriptions it was
+// not sent for, and defeat a shared subscription's load balancing.
+// Identifiers no route knows (from a session an earlier process made) fall
+// back to topic matching.
 func (r *router) route(m *Message, fallback Handler) {
+	var buf [4]route
+	matched := buf[:0]
 	r.mu.RLock()
-	var matched []Handler
 	byID := len(m.SubscriptionIDs) > 0
 	for _, rt := range r.routes {
 		if rt.handler != nil && byID && rt.subID != 0 && slices.Contains(m.SubscriptionIDs, rt.subID) {
-			matched = append(matched, rt.handler)
+			matched = addOnce(matched, rt)
 		}
 	}
 	if len(matched) == 0 {
 		for _, rt := range r.routes {
 			if rt.handler != nil && rt.subID == 0 && packet.MatchTopic(rt.filter, m.Topic) {
-				matched = append(matched, rt.handler)
+				matched = addOnce(matched, rt)
 			}
 		}
 	}
@@ -74,7 +97,17 @@ func (r *router) route(m *Message, fallback Handler) {
 	if len(matched) == 0 && fallback != nil {
 		fallback(m)
 	}
-	for _, h := range matched {
-		h(m)
+	for _, rt := range matched {
+		rt.handler(m)
 	}
+}
+
+// addOnce appends rt unless a route of the same Subscribe call is there.
+func addOnce(matched []route, rt route) []route {
+	for _, seen := range matched {
+		if seen.owner == rt.owner {
+			return matched
+		}
+	}
+	return append(matched, rt)
 }

@@ -12,7 +12,7 @@ import (
 type counters struct {
 	bytesIn, bytesOut, reconnects, connectionsLost, droppedQoS0 atomic.Uint64
 	receiveMaximumOvershoot, droppedOversized                   atomic.Uint64
-	writeBufferFull, writeBufferPeak                            atomic.Uint64
+	writeBufferFull, writeBufferPeak, unlistedAckReasons        atomic.Uint64
 	sent, received                                              packetCounters
 }
 
@@ -59,7 +59,9 @@ type Stats struct {
 	Reconnects     uint64
 	// ConnectionsLost counts connections that ended other than by Disconnect.
 	ConnectionsLost uint64
-	// DroppedQoS0 counts QoS 0 messages dropped with DropQoS0WhenFull.
+	// DroppedQoS0 counts QoS 0 messages that found the handler queue full
+	// and were dropped: with DropQoS0WhenFull, or while a caller waited for
+	// an acknowledgement the reader had to read on for.
 	DroppedQoS0 uint64
 	// ReceiveMaximumOvershoot counts messages the server sent beyond our
 	// Receive Maximum (see Options.StrictReceiveMaximum).
@@ -69,6 +71,11 @@ type Stats struct {
 	DroppedOversized uint64
 	// WriteBufferFull counts connections closed with ErrWriteBufferFull.
 	WriteBufferFull uint64
+	// UnlistedAckReasons counts v5 PUBACK, PUBREC, PUBREL and PUBCOMP
+	// packets whose reason code is below 0x80, so success, but not one the
+	// specification lists for their type (mochi-mqtt 2.7.9 acknowledges
+	// QoS 1 with PUBACK 0x01). They are taken as success.
+	UnlistedAckReasons uint64
 	// WriteBufferPeak is the most bytes any connection has had queued
 	// against Options.MaxWriteBuffer: how close the client came to it.
 	WriteBufferPeak uint64
@@ -97,6 +104,7 @@ func (c *Client) Stats() Stats {
 		DroppedOversized:        c.stats.droppedOversized.Load(),
 		WriteBufferFull:         c.stats.writeBufferFull.Load(),
 		WriteBufferPeak:         c.stats.writeBufferPeak.Load(),
+		UnlistedAckReasons:      c.stats.unlistedAckReasons.Load(),
 		InFlight:                inflight,
 		Queued:                  c.queue.len(),
 		Connected:               connected,

@@ -94,8 +94,9 @@ func (c *Client) SubscribeWith(ctx context.Context, req SubscribeRequest) ([]Rea
 	if c.opts.Version != V5 {
 		routeID = 0
 	}
+	owner := c.router.newOwner()
 	for _, s := range req.Subscriptions {
-		c.router.add(s.Filter, routeID, req.Handler)
+		c.router.add(s.Filter, routeID, req.Handler, owner)
 	}
 	codes, reason, err := c.request(ctx, nil, p, packet.TypeSubscribe)
 	if err != nil {
@@ -233,7 +234,7 @@ func (c *Client) resubscribeLocked(cn *conn, rec *subscribeRecord) {
 	}
 	id := c.allocID()
 	pd := c.newPending(packet.TypeSubscribe)
-	pd.abandoned, pd.resubscribe = true, rec
+	pd.abandoned, pd.resubscribe, pd.gen = true, rec, cn.gen
 	p.PacketID = id
 	if _, err := cn.appendLocked(p); err != nil {
 		c.recycle(pd)
@@ -244,8 +245,11 @@ func (c *Client) resubscribeLocked(cn *conn, rec *subscribeRecord) {
 }
 
 // request sends a SUBSCRIBE or UNSUBSCRIBE on the current connection (or
-// on cn) and waits for its acknowledgement.
+// on cn) and waits for its acknowledgement. If the connection ends first,
+// it fails with ErrConnectionLost (failRequestsLocked).
 func (c *Client) request(ctx context.Context, cn *conn, p packet.Packet, kind packet.Type) ([]ReasonCode, string, error) {
+	c.beginAwait()
+	defer c.endAwait()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -260,6 +264,7 @@ func (c *Client) request(ctx context.Context, cn *conn, p packet.Packet, kind pa
 	}
 	id := c.allocID()
 	pd := c.newPending(kind)
+	pd.gen = cn.gen
 	c.pending[id] = pd
 	switch sp := p.(type) {
 	case *packet.Subscribe:
@@ -297,4 +302,18 @@ func (c *Client) completeSub(id uint16, kind packet.Type, codes []ReasonCode, re
 	p.codes = append(p.codes[:0], codes...)
 	p.reason = string(reason)
 	c.completeLocked(id, nil)
+}
+
+// failRequestsLocked ends the SUBSCRIBE and UNSUBSCRIBE flows sent on the
+// connection gen, which has ended, with err. The server answers them on
+// that connection or never, and MQTT has no resending them on the next
+// (unlike PUBLISH): the caller knows whether to try again. A SUBSCRIBE the
+// server did carry out before the connection ended stays in its session;
+// subscribing again is harmless. c.mu is held.
+func (c *Client) failRequestsLocked(gen uint64, err error) {
+	for id, p := range c.pending {
+		if (p.kind == packet.TypeSubscribe || p.kind == packet.TypeUnsubscribe) && p.gen == gen {
+			c.completeLocked(id, err)
+		}
+	}
 }

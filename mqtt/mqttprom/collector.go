@@ -23,9 +23,9 @@ type StatsSource interface {
 type Collector struct {
 	src StatsSource
 
-	packets, bytes, reconnects, lost, dropped, overshoot *prometheus.Desc
-	oversized, writeBufferFull, writeBufferPeak          *prometheus.Desc
-	inflight, queued, connected                          *prometheus.Desc
+	packets, bytes, reconnects, lost, dropped, overshoot  *prometheus.Desc
+	oversized, writeBufferFull, writeBufferPeak, unlisted *prometheus.Desc
+	inflight, queued, connected                           *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -43,6 +43,7 @@ func NewCollector(src StatsSource, labels prometheus.Labels) *Collector {
 		reconnects:      desc("reconnects_total", "Successful reconnects after a lost connection."),
 		lost:            desc("connections_lost_total", "Connections that ended other than by Disconnect."),
 		dropped:         desc("dropped_qos0_total", "QoS 0 messages dropped because the handler queue was full."),
+		unlisted:        desc("unlisted_ack_reasons_total", "Acknowledgements with a success reason code their packet type does not list, taken as success."),
 		overshoot:       desc("receive_maximum_overshoot_total", "Messages the server sent beyond our Receive Maximum."),
 		oversized:       desc("dropped_oversized_total", "Received messages larger than the maximum packet size, skipped without delivery."),
 		writeBufferFull: desc("write_buffer_full_total", "Connections closed because the server stopped reading what we wrote."),
@@ -56,7 +57,7 @@ func NewCollector(src StatsSource, labels prometheus.Labels) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.reconnects, c.lost, c.dropped, c.overshoot,
-		c.oversized, c.writeBufferFull, c.writeBufferPeak, c.inflight, c.queued, c.connected} {
+		c.oversized, c.writeBufferFull, c.writeBufferPeak, c.unlisted, c.inflight, c.queued, c.connected} {
 		ch <- d
 	}
 }
@@ -87,6 +88,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.oversized, prometheus.CounterValue, float64(s.DroppedOversized))
 	ch <- prometheus.MustNewConstMetric(c.writeBufferFull, prometheus.CounterValue, float64(s.WriteBufferFull))
 	ch <- prometheus.MustNewConstMetric(c.writeBufferPeak, prometheus.GaugeValue, float64(s.WriteBufferPeak))
+	ch <- prometheus.MustNewConstMetric(c.unlisted, prometheus.CounterValue, float64(s.UnlistedAckReasons))
 	ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
 	connected := 0.0

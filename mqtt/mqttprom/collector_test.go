@@ -106,7 +106,7 @@ func TestCollectorExportsEveryCounter(t *testing.T) {
 	src.Sent[packet.TypePublish] = mqtt.PacketCounts{Packets: 1, Bytes: 2}
 	src.Reconnects, src.ConnectionsLost, src.DroppedQoS0, src.ReceiveMaximumOvershoot = 3, 4, 5, 6
 	src.DroppedOversized, src.WriteBufferFull, src.WriteBufferPeak = 7, 8, 9
-	src.InFlight, src.Queued, src.Connected = 10, 11, true
+	src.InFlight, src.Queued, src.Connected, src.UnlistedAckReasons = 10, 11, true, 12
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(mqttprom.NewCollector(src, prometheus.Labels{"client": "c"})); err != nil {
 		t.Fatal(err)
@@ -139,6 +139,9 @@ mqtt_client_write_buffer_full_total{client="c"} 8
 # HELP mqtt_client_write_buffer_peak_bytes The most bytes a connection has had waiting to be written.
 # TYPE mqtt_client_write_buffer_peak_bytes gauge
 mqtt_client_write_buffer_peak_bytes{client="c"} 9
+# HELP mqtt_client_unlisted_ack_reasons_total Acknowledgements with a success reason code their packet type does not list, taken as success.
+# TYPE mqtt_client_unlisted_ack_reasons_total counter
+mqtt_client_unlisted_ack_reasons_total{client="c"} 12
 # HELP mqtt_client_inflight QoS 1 and 2 publishes awaiting acknowledgement.
 # TYPE mqtt_client_inflight gauge
 mqtt_client_inflight{client="c"} 10

@@ -231,7 +231,7 @@ func (p *Connack) unmarshal(v Version, _ byte, r reader) error {
 	p.SessionPresent = flags&0x01 != 0
 	p.Properties.Reset()
 	if v == V5 {
-		if !p.ReasonCode.validFor(TypeConnack) {
+		if !p.ReasonCode.ValidFor(TypeConnack) {
 			return errorf(ErrReasonCode, "CONNACK 0x%02X", byte(p.ReasonCode))
 		}
 		// Some servers omit an empty property length; accept that.
@@ -250,7 +250,7 @@ func (p *Connack) unmarshal(v Version, _ byte, r reader) error {
 
 // Append encodes the CONNACK.
 func (p *Connack) Append(dst []byte, v Version) ([]byte, error) {
-	if v == V5 && !p.ReasonCode.validFor(TypeConnack) {
+	if v == V5 && !p.ReasonCode.ValidFor(TypeConnack) {
 		return dst, errorf(ErrReasonCode, "CONNACK 0x%02X", byte(p.ReasonCode))
 	}
 	if v != V5 && p.ReasonCode > V311NotAuthorized {

@@ -68,7 +68,7 @@ func unmarshalReason(r *reader, v Version, t Type, code *ReasonCode, props *Prop
 	}
 	if r.remaining() > 0 {
 		*code = ReasonCode(r.byte())
-		if !code.validFor(t) {
+		if !code.ValidFor(t) {
 			return errorf(ErrReasonCode, "%s 0x%02X", t, byte(*code))
 		}
 	}
@@ -83,7 +83,7 @@ func appendReason(dst []byte, t Type, code ReasonCode, props *Properties) ([]byt
 	if err != nil {
 		return dst, err
 	}
-	if !code.validFor(t) {
+	if !code.ValidFor(t) {
 		return dst, errorf(ErrReasonCode, "%s 0x%02X", t, byte(code))
 	}
 	if propSize == 0 && code == Success {

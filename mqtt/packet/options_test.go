@@ -198,3 +198,41 @@ func TestDiscardUserPropertiesAllocatesNothing(t *testing.T) {
 		t.Fatalf("full decode: %d user properties, %v; want %d", len(p.Properties.User), err, pairs)
 	}
 }
+
+// TestUnmarshalAcceptUnlistedAckSuccess: with the option, an ack keeps a
+// success reason code its table does not list, and nothing else changes:
+// unlisted failure codes stay malformed, and without the option the
+// unlisted success code is malformed as before.
+func TestUnmarshalAcceptUnlistedAckSuccess(t *testing.T) {
+	tests := map[string]struct {
+		typ      packet.Type
+		body     []byte
+		lenient  bool
+		want     error // nil: decodes
+		wantCode packet.ReasonCode
+	}{
+		"PUBACK 0x01 (mochi-mqtt 2.7.9)": {typ: packet.TypePuback, body: wire(0x00, 0x07, 0x01), lenient: true, wantCode: 0x01},
+		"PUBACK 0x01 without the option": {typ: packet.TypePuback, body: wire(0x00, 0x07, 0x01), want: packet.ErrReasonCode},
+		"PUBREC 0x7F":                    {typ: packet.TypePubrec, body: wire(0x00, 0x07, 0x7F), lenient: true, wantCode: 0x7F},
+		"PUBCOMP 0x10":                   {typ: packet.TypePubcomp, body: wire(0x00, 0x07, 0x10), lenient: true, wantCode: 0x10},
+		"PUBACK 0x10, listed":            {typ: packet.TypePuback, body: wire(0x00, 0x07, 0x10), lenient: true, wantCode: packet.NoMatchingSubscribers},
+		"PUBACK 0x81, unlisted failure":  {typ: packet.TypePuback, body: wire(0x00, 0x07, 0x81), lenient: true, want: packet.ErrReasonCode},
+		"PUBREL 0x80, unlisted failure":  {typ: packet.TypePubrel, body: wire(0x00, 0x07, 0x80), lenient: true, want: packet.ErrReasonCode},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := &packet.Ack{PacketType: tt.typ}
+			flags := byte(0)
+			if tt.typ == packet.TypePubrel {
+				flags = 0x02
+			}
+			err := packet.UnmarshalOptions{AcceptUnlistedAckSuccess: tt.lenient}.Unmarshal(a, packet.V5, flags, tt.body)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("error = %v, want %v", err, tt.want)
+			}
+			if err == nil && (a.ReasonCode != tt.wantCode || a.PacketID != 7) {
+				t.Fatalf("decoded id %d code 0x%02X, want id 7 code 0x%02X", a.PacketID, byte(a.ReasonCode), byte(tt.wantCode))
+			}
+		})
+	}
+}

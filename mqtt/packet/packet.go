@@ -79,6 +79,14 @@ type UnmarshalOptions struct {
 	// otherwise cost about 10 times its size, and a reused decode target
 	// would keep that capacity.
 	DiscardUserProperties bool
+	// AcceptUnlistedAckSuccess has a PUBACK, PUBREC, PUBREL or PUBCOMP
+	// keep a reason code below 0x80 that the specification does not list
+	// for its type, instead of failing as malformed. The sender broke
+	// [MQTT-3.4.2-1] (and its PUBREC, PUBREL, PUBCOMP twins), but every
+	// code below 0x80 means success (2.4), so a receiver loses nothing by
+	// reading it so; mochi-mqtt 2.7.9 acknowledges QoS 1 with PUBACK 0x01.
+	// Unlisted failure codes (0x80 and above) are still malformed.
+	AcceptUnlistedAckSuccess bool
 }
 
 // readerUnmarshaler is implemented by the packets that have properties:
@@ -90,7 +98,7 @@ type readerUnmarshaler interface {
 // Unmarshal decodes a packet body into p, like p.Unmarshal, under o.
 func (o UnmarshalOptions) Unmarshal(p Packet, v Version, flags byte, body []byte) error {
 	if u, ok := p.(readerUnmarshaler); ok {
-		return u.unmarshal(v, flags, reader{b: body, discardUser: o.DiscardUserProperties})
+		return u.unmarshal(v, flags, reader{b: body, discardUser: o.DiscardUserProperties, unlistedSuccess: o.AcceptUnlistedAckSuccess})
 	}
 	return p.Unmarshal(v, flags, body)
 }

@@ -61,6 +61,9 @@ type reader struct {
 	// discardUser has property decoding check user properties but not
 	// keep them (UnmarshalOptions.DiscardUserProperties).
 	discardUser bool
+	// unlistedSuccess has acks keep a success reason code their table
+	// does not list (UnmarshalOptions.AcceptUnlistedAckSuccess).
+	unlistedSuccess bool
 }
 
 func (r *reader) fail(err error) {

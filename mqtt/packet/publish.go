@@ -130,7 +130,8 @@ func (p *Ack) unmarshal(v Version, _ byte, r reader) error {
 		// Success and empty. (3.4.2.1, 3.4.2.2.1)
 		if r.remaining() > 0 {
 			p.ReasonCode = ReasonCode(r.byte())
-			if !p.ReasonCode.validFor(p.PacketType) {
+			lenient := r.unlistedSuccess && !p.ReasonCode.IsError()
+			if !lenient && !p.ReasonCode.ValidFor(p.PacketType) {
 				return errorf(ErrReasonCode, "%s 0x%02X", p.PacketType, byte(p.ReasonCode))
 			}
 		}
@@ -163,7 +164,7 @@ func (p *Ack) Append(dst []byte, v Version) ([]byte, error) {
 	if propSize == 0 && p.ReasonCode == Success {
 		return append(dst, byte(p.PacketType)<<4|flags, 2, byte(p.PacketID>>8), byte(p.PacketID)), nil
 	}
-	if !p.ReasonCode.validFor(p.PacketType) {
+	if !p.ReasonCode.ValidFor(p.PacketType) {
 		return dst, errorf(ErrReasonCode, "%s 0x%02X", p.PacketType, byte(p.ReasonCode))
 	}
 	size := 3

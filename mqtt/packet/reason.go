@@ -119,8 +119,8 @@ func V311ConnackString(r ReasonCode) string {
 	return fmt.Sprintf("return code 0x%02X", byte(r))
 }
 
-// validFor reports whether r may appear in a packet of type t (v5 tables).
-func (r ReasonCode) validFor(t Type) bool {
+// ValidFor reports whether the v5 tables list r for a packet of type t.
+func (r ReasonCode) ValidFor(t Type) bool {
 	switch t {
 	case TypeConnack:
 		return r == Success || (r >= UnspecifiedError && r <= Banned) || r == BadAuthenticationMethod ||

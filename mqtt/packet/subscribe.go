@@ -275,7 +275,7 @@ func codeAllowed(v Version, t Type, c ReasonCode) bool {
 	if v != V5 {
 		return t == TypeSuback && (c <= GrantedQoS2 || c == V311SubscribeFailure)
 	}
-	return c.validFor(t)
+	return c.ValidFor(t)
 }
 
 func appendCodes(dst []byte, v Version, t Type, id uint16, props *Properties, codes []ReasonCode) ([]byte, error) {
