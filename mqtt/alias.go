@@ -136,3 +136,52 @@ func (a *inboundAliases) resolve(p *packet.Publish, maximum uint16) (string, err
 	}
 	return t, nil
 }
+
+// callerAliases are the aliases publishers choose themselves
+// (Message.TopicAlias), numbered above the automatic ones: what each maps
+// to at the server on this connection. The map is made at the first such
+// publish; publishers hold Client.mu.
+type callerAliases struct {
+	topics map[uint16]string
+}
+
+// use reports whether the server already maps alias to topic, so the
+// PUBLISH may carry an empty topic name; otherwise the PUBLISH (re)defines
+// the mapping, which use records.
+func (a *callerAliases) use(alias uint16, topic []byte) (known bool) {
+	if t, ok := a.topics[alias]; ok && t == string(topic) {
+		return true
+	}
+	if a.topics == nil {
+		a.topics = make(map[uint16]string)
+	}
+	a.topics[alias] = string(topic)
+	return false
+}
+
+// forget undoes the mapping of alias, whose defining PUBLISH was never sent.
+func (a *callerAliases) forget(alias uint16) { delete(a.topics, alias) }
+
+// checkCallerAlias says whether alias is one a caller may choose on a
+// connection whose server announced ack: above the automatic aliases and
+// at most the server's Topic Alias Maximum (3.3.2.3.4). A topic alias the
+// server did not allow is a protocol error that would cost the connection
+// [MQTT-3.3.2-9]; refusing it here costs the caller one publish.
+func checkCallerAlias(alias uint16, v Version, ack *Connack, automatic uint16) error {
+	if v != V5 {
+		return fmt.Errorf("%w: topic aliases need MQTT 5.0", ErrTopicAliasInvalid)
+	}
+	if ack == nil {
+		return nil // checked again once connected, before it is sent
+	}
+	lo := min(automatic, ack.TopicAliasMaximum) + 1
+	if alias < lo || alias > ack.TopicAliasMaximum {
+		if lo > ack.TopicAliasMaximum {
+			return fmt.Errorf("%w: %d, and the server's Topic Alias Maximum %d leaves none for the caller (OutboundTopicAliases %d)",
+				ErrTopicAliasInvalid, alias, ack.TopicAliasMaximum, automatic)
+		}
+		return fmt.Errorf("%w: %d is outside %d–%d (the server's Topic Alias Maximum %d, OutboundTopicAliases %d)",
+			ErrTopicAliasInvalid, alias, lo, ack.TopicAliasMaximum, ack.TopicAliasMaximum, automatic)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -69,33 +70,13 @@ func TestOutboundTopicAliases(t *testing.T) {
 // not notice: after a reconnect the first publish to a topic must define
 // its alias again instead of sending only the alias.
 func TestOutboundTopicAliasesResetOnReconnect(t *testing.T) {
-	type seen struct {
-		conn  int
-		topic string
-		alias uint16
-	}
-	publishes := make(chan seen, 8)
-	url := listenPeers(t, packet.V5, func(p *peer, n int) {
-		if p.connect() == nil {
-			return
-		}
-		ack := &packet.Connack{}
-		ack.Properties.TopicAliasMaximum = 2
-		p.write(ack)
-		for range 2 {
-			pub, ok := p.read().(*packet.Publish)
-			if !ok {
-				return
-			}
-			publishes <- seen{n, string(pub.Topic), pub.Properties.TopicAlias}
-		}
-		// Returning closes the connection; the client reconnects.
-	})
+	// The server ends each connection after two publishes.
+	url, publishes := aliasPeer(t, 2, func(i int, _ *packet.Publish) bool { return i == 1 })
 	connected := make(chan struct{}, 4)
 	c := dial(t, nil, mqtt.Options{ClientID: "x", Servers: []string{url}, OutboundTopicAliases: 2,
 		Backoff:   mqtt.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
 		OnConnect: func(*mqtt.Client, *mqtt.Connack) { connected <- struct{}{} }})
-	want := []seen{
+	want := []aliasSeen{
 		{0, "a/b", 1}, {0, "", 1}, // defined, then used
 		{1, "a/b", 1}, {1, "", 1}, // a new connection defines it again
 	}
@@ -165,4 +146,136 @@ func TestConnectAnnouncesTopicAliasMaximum(t *testing.T) {
 	if n := <-seen; n != 7 {
 		t.Fatalf("CONNECT announced topic alias maximum %d, want 7", n)
 	}
+}
+
+// TestCallerTopicAliases: aliases a publisher chooses (Message.TopicAlias)
+// above the automatic ones travel alongside them through mosquitto (Topic
+// Alias Maximum 10): each message arrives on its topic, a repeated topic
+// travels without its name, an alias may be moved to another topic, and
+// aliases the caller may not use are refused before anything is sent.
+func TestCallerTopicAliases(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	ctx := testContext(t)
+	got := newCollector()
+	sub := dial(t, b, mqtt.Options{ClientID: "caller-alias-sub"})
+	if err := sub.Subscribe(ctx, got.handle, mqtt.Subscription{Filter: "fleet/#"}); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, b, mqtt.Options{ClientID: "caller-alias-pub", OutboundTopicAliases: 4})
+	if n := pub.ServerInfo().TopicAliasMaximum; n != 10 {
+		t.Fatalf("broker's topic alias maximum %d, the test expects 10", n)
+	}
+	a := "fleet/region-1/devices/very-long-device-identifier/notice"
+	bt := "fleet/region-2/devices/very-long-device-identifier/notice"
+	sent := func() uint64 { return pub.Stats().Sent[packet.TypePublish].Bytes }
+	publish := func(topic string, alias uint16) uint64 {
+		t.Helper()
+		before := sent()
+		if err := pub.Publish(ctx, &mqtt.Message{Topic: topic, TopicAlias: alias, Payload: []byte(topic)}); err != nil {
+			t.Fatalf("publish to %s with alias %d: %v", topic, alias, err)
+		}
+		return sent() - before
+	}
+	defining := publish(a, 5)
+	if using := publish(a, 5); defining-using != uint64(len(a)) {
+		t.Errorf("a publish using alias 5 took %d bytes, the one defining it %d: the topic was sent again", using, defining)
+	}
+	publish(bt, 5) // moves alias 5 to another topic
+	publish(a, 10)
+	publish(a, 0) // automatic aliases still work beside them
+	publish(a, 10)
+	publish(bt, 5)
+	want := []string{a, a, bt, a, a, a, bt}
+	for i, topic := range want {
+		if m := got.next(t); m.Topic != topic || string(m.Payload) != topic {
+			t.Fatalf("message %d: %q on %q, want it on %q", i, m.Payload, m.Topic, topic)
+		}
+	}
+	for _, alias := range []uint16{1, 4, 11} {
+		if err := pub.Publish(ctx, &mqtt.Message{Topic: a, TopicAlias: alias, QoS: mqtt.AtLeastOnce}); !errors.Is(err, mqtt.ErrTopicAliasInvalid) {
+			t.Errorf("alias %d: %v, want ErrTopicAliasInvalid (5–10 are the caller's)", alias, err)
+		}
+	}
+	old := dial(t, b, mqtt.Options{ClientID: "caller-alias-311", Version: mqtt.V311})
+	if err := old.Publish(ctx, &mqtt.Message{Topic: a, TopicAlias: 5}); !errors.Is(err, mqtt.ErrTopicAliasInvalid) {
+		t.Errorf("alias under 3.1.1: %v, want ErrTopicAliasInvalid", err)
+	}
+	if s := pub.Stats(); s.ConnectionsLost != 0 {
+		t.Fatalf("publisher lost its connection %d times", s.ConnectionsLost)
+	}
+}
+
+// TestCallerTopicAliasesResetOnReconnect uses a scripted server, since
+// mosquitto keeps a client's aliases across connections and would not
+// notice: on a new connection a caller's alias is defined again, and a
+// QoS 1 publish resent there carries its topic.
+func TestCallerTopicAliasesResetOnReconnect(t *testing.T) {
+	// The first connection ends at its first QoS 1 publish, unacknowledged.
+	url, publishes := aliasPeer(t, 4, func(_ int, pub *packet.Publish) bool { return pub.QoS == 1 })
+	connected := make(chan struct{}, 4)
+	c := dial(t, nil, mqtt.Options{ClientID: "x", Servers: []string{url}, OutboundTopicAliases: 2, SessionExpiry: time.Hour,
+		Backoff:   mqtt.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond},
+		OnConnect: func(*mqtt.Client, *mqtt.Connack) { connected <- struct{}{} }})
+	<-connected
+	ctx := testContext(t)
+	publish := func(topic string, qos mqtt.QoS) {
+		t.Helper()
+		if err := c.Publish(ctx, &mqtt.Message{Topic: topic, TopicAlias: 3, QoS: qos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("a/b", 0)
+	publish("a/b", 0)
+	publish("c/d", 0)
+	publish("c/d", 1) // the server closes the connection without a PUBACK
+	publish("c/d", 0)
+	want := []aliasSeen{
+		{0, "a/b", 3}, {0, "", 3}, {0, "c/d", 3}, {0, "", 3},
+		{1, "c/d", 0}, // the resend carries its topic, no alias
+		{1, "c/d", 3}, // and the alias is defined again
+	}
+	for i, w := range want {
+		if got := <-publishes; got != w {
+			t.Fatalf("publish %d: server saw %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+// aliasSeen is what a scripted server saw of a PUBLISH: the connection it
+// came on (counted from 0), its topic name and its topic alias.
+type aliasSeen struct {
+	conn  int
+	topic string
+	alias uint16
+}
+
+// aliasPeer is a scripted server announcing Topic Alias Maximum maximum
+// and reporting every PUBLISH. It acknowledges QoS 1 ones, except on the
+// first connection, which it ends after the i-th publish (from 0) for
+// which last returns true, unacknowledged; the client then reconnects,
+// and finds its session present.
+func aliasPeer(t *testing.T, maximum uint16, last func(i int, pub *packet.Publish) bool) (string, <-chan aliasSeen) {
+	publishes := make(chan aliasSeen, 8)
+	url := listenPeers(t, packet.V5, func(p *peer, n int) {
+		if p.connect() == nil {
+			return
+		}
+		ack := &packet.Connack{SessionPresent: n > 0}
+		ack.Properties.TopicAliasMaximum = maximum
+		p.write(ack)
+		for i := 0; ; i++ {
+			pub, ok := p.read().(*packet.Publish)
+			if !ok {
+				return
+			}
+			publishes <- aliasSeen{n, string(pub.Topic), pub.Properties.TopicAlias}
+			if n == 0 && last(i, pub) {
+				return // returning closes the connection
+			}
+			if pub.QoS == 1 {
+				p.write(&packet.Ack{PacketType: packet.TypePuback, PacketID: pub.PacketID})
+			}
+		}
+	})
+	return url, publishes
 }

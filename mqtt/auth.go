@@ -131,7 +131,7 @@ func (c *Client) handleAuth(cn *conn, h packet.Header, b []byte) error {
 	cn.wg.Add(1)
 	go func() {
 		defer cn.wg.Done()
-		if err := c.authExchange(c.ctx, cn); err != nil {
+		if err := c.authExchange(cn.ctx, cn); err != nil {
 			c.log.Info("re-authentication requested by the server failed", "error", err.Error())
 		}
 	}()

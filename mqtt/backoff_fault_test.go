@@ -129,110 +129,102 @@ func TestFaultKeepAliveBusyLink(t *testing.T) {
 	}
 }
 
-// TestBackoffGrowsWithJitterAndResets observes the supervisor's reconnect
-// attempts through Options.Dialer: the wait before the n-th attempt since
-// the last healthy connection is drawn from [0, min(Max, Min·2ⁿ)] (full
-// jitter); connections dropped straight after CONNACK do not reset n; one
-// that stays up (longer than the keepalive, at least a second) does.
+// TestBackoffGrowsWithJitterAndResets observes the waits the supervisor
+// chooses before its reconnect attempts (Options.OnReconnectWait) while
+// Options.Dialer refuses or drops connections as scripted: the wait before
+// the n-th attempt since the last healthy connection is drawn from
+// [0, min(Max, Min·2ⁿ⁻¹)] (full jitter); connections dropped straight
+// after CONNACK do not reset n; one that stays up (longer than the
+// keepalive, at least a second) does. The waits checked are the ones
+// chosen, not time measured, so a slow or loaded machine changes nothing.
 func TestBackoffGrowsWithJitterAndResets(t *testing.T) {
 	b := testenv.StartBroker(t, testenv.BrokerOptions{})
-	backoff := mqtt.Backoff{Min: 10 * time.Millisecond, Max: 320 * time.Millisecond}
-	ceiling := func(n int) time.Duration { return min(backoff.Max, backoff.Min<<n) }
-	// slack is how late a timer and a redial may run on a loaded runner;
-	// it only ever lengthens a wait.
-	const slack = 50 * time.Millisecond
+	// Short waits keep the test quick; nothing checked depends on them
+	// being long.
+	backoff := mqtt.Backoff{Min: time.Millisecond, Max: 32 * time.Millisecond}
+	ceiling := func(attempt int) time.Duration { return min(backoff.Max, backoff.Min<<(attempt-1)) }
 
-	d := &attemptDialer{addr: b.Addr, attempts: make(chan time.Time, 100)}
+	type wait struct {
+		attempt int
+		d       time.Duration
+	}
+	waits := make(chan wait, 100)
+	d := &attemptDialer{addr: b.Addr}
 	connects := make(chan struct{}, 100)
 	dial(t, b, mqtt.Options{
 		ClientID: "backoff", Dialer: d.dial, Backoff: backoff, KeepAlive: time.Second,
-		OnConnect: func(*mqtt.Client, *mqtt.Connack) { connects <- struct{}{} },
+		OnConnect:       func(*mqtt.Client, *mqtt.Connack) { connects <- struct{}{} },
+		OnReconnectWait: func(attempt int, d time.Duration) { waits <- wait{attempt, d} },
 	})
 	<-connects
-	<-d.attempts
 
 	await := func(ch <-chan struct{}, what string) {
 		t.Helper()
 		select {
 		case <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %s within 5s", what)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10s", what)
 		}
 	}
-	// attempts cuts the connection and returns the waits before the next
-	// n attempts, each from the one before.
-	attempts := func(n int) []time.Duration {
+	// next cuts the connection and returns the waits chosen before the
+	// next n attempts, checking that they are numbered from 1 on.
+	next := func(n int) []time.Duration {
 		t.Helper()
-		prev := time.Now()
 		d.cut()
-		waits := make([]time.Duration, n)
-		for i := range waits {
+		ds := make([]time.Duration, n)
+		for i := range ds {
 			select {
-			case at := <-d.attempts:
-				waits[i], prev = at.Sub(prev), at
-			case <-time.After(5 * time.Second):
-				t.Fatalf("no reconnect attempt %d within 5s", i)
+			case w := <-waits:
+				if w.attempt != i+1 {
+					t.Fatalf("wait %d is for attempt %d, want %d: the attempts since a healthy connection are miscounted", i, w.attempt, i+1)
+				}
+				if w.d < 0 || w.d > ceiling(w.attempt) {
+					t.Errorf("wait before attempt %d: %v, outside [0, %v]", w.attempt, w.d, ceiling(w.attempt))
+				}
+				ds[i] = w.d
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no reconnect attempt %d within 10s", i+1)
 			}
 		}
-		return waits
+		return ds
 	}
 
 	// 12 refused attempts, 6 connections dropped after CONNACK, then one
-	// that stays up.
+	// that stays up. Attempt 13 is the first that connects; the waits
+	// before attempts 14 to 19 follow dropped connections, and their
+	// numbers (checked by next) show that those did not reset the count.
 	d.script(slices.Repeat([]dialMode{dialRefuse}, 12), slices.Repeat([]dialMode{dialFlap}, 6))
-	waits := attempts(19)
+	ds := next(19)
 	for range 7 {
 		await(connects, "connect")
 	}
-	refused, flapping := waits[:12], waits[13:18]
-	t.Logf("waits before refused attempts: %v", roundAll(refused))
-	t.Logf("waits between dropped connections: %v", roundAll(flapping))
-	for n, w := range refused {
-		if w > ceiling(n)+slack {
-			t.Errorf("wait before attempt %d: %v, above its ceiling %v", n, w, ceiling(n))
-		}
-	}
-	// From attempt 5 the waits are drawn from [0, 320ms]: that none of
-	// seven exceeds the ceiling of attempt 2 has probability (1/8)⁷; that
-	// they span less than 20ms, about 7·(20/320)⁶. Either means the
-	// backoff does not grow, or has no jitter.
+	refused, flapping := ds[:12], ds[13:]
+	t.Logf("waits before refused attempts: %v", refused)
+	t.Logf("waits after dropped connections: %v", flapping)
+	// From attempt 6 the waits are drawn from [0, 32ms]: that none of
+	// seven exceeds the ceiling of attempt 3 has probability (1/8)⁷; that
+	// they span less than 2ms, about 7·(2/32)⁶. Either means the backoff
+	// does not grow, or has no jitter.
 	late := refused[5:]
-	if slices.Max(late) <= ceiling(2) {
-		t.Errorf("waits from attempt 5 on never exceed %v: the backoff does not grow", ceiling(2))
+	if slices.Max(late) <= ceiling(3) {
+		t.Errorf("waits from attempt 6 on never exceed %v: the backoff does not grow", ceiling(3))
 	}
-	if slices.Max(late)-slices.Min(late) < 20*time.Millisecond {
-		t.Errorf("waits from attempt 5 on all within 20ms of each other: no jitter")
+	if slices.Max(late)-slices.Min(late) < 2*time.Millisecond {
+		t.Errorf("waits from attempt 6 on all within 2ms of each other: no jitter")
 	}
-	// A connection that drops at once is not healthy: the waits stay at
-	// the top, plus a handshake each.
-	for _, w := range flapping {
-		if w > backoff.Max+2*slack {
-			t.Errorf("wait between dropped connections %v, above the ceiling %v", w, backoff.Max)
-		}
-	}
-	if slices.Max(flapping) <= ceiling(2) {
-		t.Errorf("waits between dropped connections never exceed %v: the backoff was reset", ceiling(2))
+	// Likewise after connections that drop at once, the waits stay drawn
+	// from the top range.
+	if slices.Max(flapping) <= ceiling(3) {
+		t.Errorf("waits after dropped connections never exceed %v: the backoff was reset", ceiling(3))
 	}
 
-	// Staying up is the behaviour under test: only time can pass.
+	// Staying up is the behaviour under test: only time can pass, and
+	// more of it only makes the connection healthier.
 	time.Sleep(1200 * time.Millisecond)
 	d.script(slices.Repeat([]dialMode{dialRefuse}, 4))
-	reset := attempts(5)[:4]
+	reset := next(5) // numbered from 1 again: the count was reset
 	await(connects, "reconnect after the refusals")
-	t.Logf("waits after a healthy connection: %v", roundAll(reset))
-	for n, w := range reset {
-		if w > ceiling(n)+slack {
-			t.Errorf("wait before attempt %d after a healthy connection: %v, above its ceiling %v: the backoff was not reset", n, w, ceiling(n))
-		}
-	}
-}
-
-func roundAll(ds []time.Duration) []time.Duration {
-	out := make([]time.Duration, len(ds))
-	for i, d := range ds {
-		out[i] = d.Round(100 * time.Microsecond)
-	}
-	return out
+	t.Logf("waits after a healthy connection: %v", reset)
 }
 
 type dialMode int
@@ -243,11 +235,10 @@ const (
 	dialFlap                   // connect, then drop the connection after CONNACK
 )
 
-// attemptDialer is a Dialer that records when the client dials and makes
-// each attempt succeed, fail or flap as scripted.
+// attemptDialer is a Dialer that makes each attempt succeed, fail or flap
+// as scripted.
 type attemptDialer struct {
-	addr     string
-	attempts chan time.Time
+	addr string
 
 	mu    sync.Mutex
 	plan  []dialMode // for the next attempts; connect after
@@ -262,11 +253,6 @@ func (d *attemptDialer) script(modes ...[]dialMode) {
 }
 
 func (d *attemptDialer) dial(ctx context.Context, network, _ string) (net.Conn, error) {
-	select {
-	case d.attempts <- time.Now():
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	d.mu.Lock()
 	mode := dialPass
 	if len(d.plan) > 0 {

@@ -22,10 +22,13 @@ import (
 // later one is held:
 //
 //  1. Client.mu: the session (pending flows and their packet
-//     identifiers, the quota, inbound QoS 2 identifiers, the connection,
-//     the subscriptions to renew, started and closed).
-//  2. conn.wmu: one connection's write buffer and its closed flag.
-//  3. the Store's own lock: Store methods are called under both.
+//     identifiers, the quota, inbound QoS 2 identifiers, acknowledgements
+//     held for Message.Ack, the connection, the subscriptions to renew,
+//     started, closed and the lifetime context).
+//  2. conn.acks.mu: one connection's acknowledgements owed, in arrival
+//     order (ack.go).
+//  3. conn.wmu: one connection's write buffer and its closed flag.
+//  4. the Store's own lock: Store methods are called under any of them.
 //
 // router.mu and handlerQueue.mu are leaves: nothing else is locked while
 // one is held, and no user code runs under either (the queue starts a
@@ -40,32 +43,42 @@ import (
 //     server (awaiting == 0); see enqueueFull. So a handler that
 //     publishes, subscribes or re-authenticates always gets its answer.
 //   - Its writer, and the keepalive timer, wait for the socket only.
-//   - The dispatcher runs handlers, one at a time. Handlers may call
-//     any method; Disconnect from a handler does not wait for the
-//     dispatcher (see ownGoroutine).
+//   - The dispatcher runs handlers, one at a time, and acknowledges
+//     their messages unless the application does (Message.Ack, from any
+//     goroutine). Handlers may call any method; Disconnect from a handler
+//     does not wait for the dispatcher (see ownGoroutine).
 //   - The supervisor runs after a connection ends: it fails the
 //     SUBSCRIBE and UNSUBSCRIBE flows of that connection, calls
 //     OnConnectionLost, and reconnects (or, with DisableAutoReconnect,
 //     releases waiting publishers and lets Connect be called again).
 //   - Disconnect waits for the reader and writer (which end once the
 //     socket is closed), and for the dispatcher and the supervisor (which
-//     may be running user code) only until its context ends.
+//     may be running user code) only until its context ends. Connect may
+//     start the client again afterwards: each start has its own lifetime
+//     context, which every goroutine of that start takes from its
+//     connection (conn.ctx), so one left over from before a Disconnect
+//     sees its context ended and stops, whatever started since.
 type Client struct {
 	opts  Options
 	log   logr.Logger
 	store Store
 
-	ctx    context.Context // ends at Disconnect
+	mu sync.Mutex
+	// ctx is the lifetime of one start of the client: it ends at
+	// Disconnect, and Connect afterwards makes a new one. Read under mu.
+	ctx    context.Context
 	cancel context.CancelFunc
-
-	mu   sync.Mutex
-	conn *conn // nil while disconnected
+	conn   *conn // nil while disconnected
 	// started: Connect was called and the session is kept up from now on.
 	// It ends at Disconnect, at a failed Connect, and, with
 	// DisableAutoReconnect, when the connection is lost, so that Connect
 	// may be called again.
-	started  bool
+	started bool
+	// closed: Disconnect was called, and Connect has not been since.
+	// closing: Disconnect is still ending the flows of the session, so
+	// Connect must not start the client again yet.
 	closed   bool
+	closing  bool
 	gen      uint64
 	clientID string
 	connack  *Connack
@@ -78,11 +91,18 @@ type Client struct {
 	quota     int             // the server's Receive Maximum
 	quotaFree chan struct{}   // a slot freed up; the waker passes it on
 	pub       *packet.Publish // reused for every publish, under mu
+	pubAlias  uint16          // the caller's topic alias for pub (Message.TopicAlias)
 	user      []packet.UserProperty
 	scratch   []byte
 
 	// Inbound QoS 2 messages delivered and awaiting PUBREL.
 	inboundQoS2 map[uint16]struct{}
+	// Inbound QoS 1 and 2 messages whose acknowledgement waits for
+	// Message.Ack (ack.go), by packet identifier; made at the first.
+	held map[uint16]*heldAck
+	// resultWaiters counts PublishWithResult callers waiting: while it is
+	// above 0 the user properties of acknowledgements are decoded.
+	resultWaiters atomic.Int32
 
 	router     router
 	subs       []*subscribeRecord // for resubscribing when the server lost the session
@@ -95,7 +115,7 @@ type Client struct {
 	awaiting    atomic.Int32
 	dispatchers sync.WaitGroup // the dispatcher, running only while messages wait
 	supervisors sync.WaitGroup // the supervisor, running only after a connection ended
-	lastAttempt int            // reconnect attempts since the last healthy connection; supervisor only
+	lastAttempt int            // reconnect attempts since the last healthy connection; under mu
 
 	// Where a server's DISCONNECT redirected us (v5 Server Reference):
 	// tried first at the next connect, and at every one after if the
@@ -142,10 +162,10 @@ func New(opts Options) *Client {
 		cancel:      cancel,
 		clientID:    opts.ClientID,
 		pending:     make(map[uint16]*pending),
-		quota:       65535,
 		quotaFree:   make(chan struct{}, 1),
 		inboundQoS2: make(map[uint16]struct{}),
 	}
+	c.quota = c.capQuota(65535)
 	c.dispatcher = c.dispatch
 	c.queue = newHandlerQueue(opts.HandlerQueue, c.startDispatcher)
 	return c
@@ -155,10 +175,18 @@ func New(opts Options) *Client {
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	c := New(opts)
 	if err := c.Connect(ctx); err != nil {
-		c.cancel()
+		c.cancel() // nobody else has c
 		return nil, err
 	}
 	return c, nil
+}
+
+// capQuota applies Options.MaxInflight to the server's Receive Maximum.
+func (c *Client) capQuota(receiveMaximum int) int {
+	if n := c.opts.MaxInflight; n > 0 && n < receiveMaximum {
+		return n
+	}
+	return receiveMaximum
 }
 
 // Connect makes a connection, trying each server once. After it succeeds
@@ -166,6 +194,13 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 // Options.DisableAutoReconnect is set: then, once the connection is lost,
 // Connect may be called again to resume the session on a new connection,
 // which resends the QoS 1 and 2 flows still in flight as a reconnect does.
+//
+// Connect may also be called after Disconnect has returned, to start the
+// client again with its session: subscriptions and handlers, QoS 1 and 2
+// publishes still in flight and inbound QoS 2 state carry over, and the
+// server resumes its half of the session if it kept it (v5: SessionExpiry
+// above 0, and v5 Clean Start applies to the first connection only; 3.1.1:
+// CleanStart unset). ServerInfo().SessionPresent tells whether it did.
 func (c *Client) Connect(ctx context.Context) error {
 	if c.opts.Version == V311 && c.opts.ClientID == "" && !c.opts.CleanStart {
 		// A 3.1.1 server must refuse it [MQTT-3.1.3-7]; say why here
@@ -173,24 +208,31 @@ func (c *Client) Connect(ctx context.Context) error {
 		return ErrClientIDRequired
 	}
 	c.mu.Lock()
-	if c.closed {
+	if c.closing {
 		c.mu.Unlock()
-		return ErrClosed
+		return fmt.Errorf("%w: Disconnect has not returned", ErrClosed)
 	}
 	if c.started {
 		c.mu.Unlock()
 		return errors.New("mqtt: already connected")
+	}
+	if c.closed {
+		// A new start after Disconnect.
+		c.closed = false
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		c.queue.reopen()
 	}
 	c.started = true
 	// A client that has been connected resumes its session: the store
 	// holds flows in flight, and v5 Clean Start applies to the first
 	// connection only, as for reconnects.
 	resume := c.gen > 0
+	run := c.ctx
 	c.mu.Unlock()
 	err := c.prepareSession(resume)
 	var cn *conn
 	if err == nil {
-		cn, err = c.connect(ctx, !resume)
+		cn, err = c.connect(ctx, run, !resume)
 	}
 	if err != nil {
 		c.mu.Lock()
@@ -256,8 +298,9 @@ func (c *Client) loadSession() error {
 }
 
 // connect tries each server in turn, following redirects within
-// Options.MaxRedirects, and installs the first connection.
-func (c *Client) connect(ctx context.Context, first bool) (*conn, error) {
+// Options.MaxRedirects, and installs the first connection in the start of
+// the client whose lifetime is run.
+func (c *Client) connect(ctx, run context.Context, first bool) (*conn, error) {
 	if len(c.opts.Servers) == 0 {
 		return nil, errors.New("mqtt: no servers configured")
 	}
@@ -277,7 +320,7 @@ func (c *Client) connect(ctx context.Context, first bool) (*conn, error) {
 			cn, ack, err := c.handshake(ctx, server, first)
 			if err == nil {
 				cn.server = server
-				if err := c.install(cn, ack); err != nil {
+				if err := c.install(cn, ack, run); err != nil {
 					return nil, err
 				}
 				c.log.V(1).Info("connected", "server", server, "sessionPresent", ack.SessionPresent)
@@ -540,28 +583,31 @@ func (c *Client) connackInfo(ack *packet.Connack) *Connack {
 // packets go out again in their original order [MQTT-4.4.0-1]; without
 // it, the subscriptions are renewed first and then the publishes callers
 // still wait for go out as new. It fails, closing cn, if Disconnect came
-// first.
-func (c *Client) install(cn *conn, ack *Connack) error {
+// first, even if Connect has started the client again since.
+func (c *Client) install(cn *conn, ack *Connack, run context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.ctx != run {
 		cn.nc.Close()
 		return ErrClosed
 	}
 	c.gen++
 	cn.gen = c.gen
+	cn.ctx = c.ctx
 	c.connack = ack
 	if ack.AssignedClientID != "" {
 		c.clientID = ack.AssignedClientID
 	}
-	c.quota = int(ack.ReceiveMaximum)
+	c.quota = c.capQuota(int(ack.ReceiveMaximum))
 	if c.opts.Version == V5 {
 		cn.outAliases = newOutboundAliases(min(c.opts.OutboundTopicAliases, ack.TopicAliasMaximum))
 	}
 	if !ack.SessionPresent {
-		// The server has no session: its QoS 2 messages will not be
-		// resent, so what we remembered of them is void.
+		// The server has no session: its QoS 1 and 2 messages will not
+		// be resent, so what we remembered of them is void, and an Ack
+		// still to come has nothing to answer.
 		clear(c.inboundQoS2)
+		clear(c.held)
 		var serr error
 		err := c.store.Inbound(func(id uint16) bool {
 			serr = c.store.DeleteInbound(id)
@@ -643,9 +689,12 @@ func (c *Client) supervise(cn *conn) {
 	if c.conn == cn {
 		c.conn = nil
 	}
-	if c.closed {
+	run := cn.ctx
+	if c.closed || run.Err() != nil {
+		// Disconnect, which may have been followed by a new start
+		// whose connections are not ours to replace.
 		c.mu.Unlock()
-		return // Disconnect
+		return
 	}
 	c.failRequestsLocked(cn.gen, lost)
 	manual := c.opts.DisableAutoReconnect
@@ -670,26 +719,33 @@ func (c *Client) supervise(cn *conn) {
 	// straight away keeps growing it.
 	attempt := 0
 	if time.Since(cn.since) < max(c.opts.KeepAlive, time.Second) {
+		c.mu.Lock()
 		attempt = c.lastAttempt
+		c.mu.Unlock()
 	}
 	for {
 		delay := c.opts.Backoff.Delay(attempt)
+		if c.opts.OnReconnectWait != nil {
+			c.opts.OnReconnectWait(attempt+1, delay)
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-		case <-c.ctx.Done():
+		case <-run.Done():
 			t.Stop()
 			return
 		}
 		attempt++
+		c.mu.Lock()
 		c.lastAttempt = attempt
-		next, err := c.connect(c.ctx, false)
+		c.mu.Unlock()
+		next, err := c.connect(run, run, false)
 		if err == nil {
 			c.stats.reconnects.Add(1)
 			c.afterConnect(next)
 			return
 		}
-		if c.ctx.Err() != nil {
+		if run.Err() != nil {
 			return
 		}
 		c.log.Info("reconnect failed", "attempt", attempt, "error", err.Error())
@@ -697,11 +753,13 @@ func (c *Client) supervise(cn *conn) {
 }
 
 // Disconnect sends DISCONNECT, closes the connection and stops the client.
-// Calls waiting for acknowledgements return ErrClosed. Messages queued for
-// the handlers and not yet handed to one are not delivered: QoS 1 and 2
-// ones were not acknowledged, so the server sends them again if the
-// session resumes. The session lives on at the server for its expiry
-// interval.
+// Calls waiting for acknowledgements return ErrClosed; QoS 1 and 2
+// publishes among them stay in the session, as after a lost connection,
+// and go out again if Connect starts the client again (or another process
+// resumes the session from the same Store). Messages queued for the
+// handlers and not yet handed to one are not delivered: QoS 1 and 2 ones
+// were not acknowledged, so the server sends them again if the session
+// resumes. The session lives on at the server for its expiry interval.
 //
 // Disconnect waits for a handler or connection callback that is running,
 // until ctx ends, and then returns ctx's error; the handler's goroutine
@@ -709,35 +767,72 @@ func (c *Client) supervise(cn *conn) {
 // it does not wait for that goroutine, which could only end after
 // Disconnect returned.
 func (c *Client) Disconnect(ctx context.Context) error {
+	return c.DisconnectWith(ctx, DisconnectOptions{})
+}
+
+// DisconnectOptions are what a v5 DISCONNECT may say besides "normal
+// disconnection". Under 3.1.1 only the zero value can be sent.
+type DisconnectOptions struct {
+	// ReasonCode is the reason sent (default 0x00, Normal disconnection).
+	// packet.DisconnectWithWillMessage (0x04) has the server publish the
+	// Will as if the connection had failed; error codes (0x80 and above)
+	// tell the server why the client gives up.
+	ReasonCode ReasonCode
+	// SessionExpiry, when set, replaces the session expiry interval given
+	// at connect: new(time.Duration(0)) ends the session at the server with
+	// this connection. A non-zero value is a protocol error after a
+	// connect that asked for none (Options.SessionExpiry 0), and
+	// DisconnectWith refuses it [MQTT-3.14.2-2] (3.14.2.2.2).
+	SessionExpiry *time.Duration
+	// ReasonString and UserProperties are for the server's logs and
+	// diagnostics. They are left out if the packet would exceed the
+	// server's Maximum Packet Size [MQTT-3.14.2-3], [MQTT-3.14.2-4].
+	ReasonString   string
+	UserProperties []UserProperty
+}
+
+// DisconnectWith is Disconnect sending what o says in the DISCONNECT
+// packet (v5). It refuses, without disconnecting, a reason code DISCONNECT
+// does not have, a session expiry the connect does not allow, and any
+// option under 3.1.1.
+func (c *Client) DisconnectWith(ctx context.Context, o DisconnectOptions) error {
+	d, err := c.disconnectPacket(o)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil
 	}
-	c.closed = true
+	c.closed, c.closing = true, true
 	c.started = false
-	cn := c.conn
+	cn, cancel := c.conn, c.cancel
 	c.mu.Unlock()
-	c.cancel()
-	var err error
+	cancel()
 	if cn != nil {
-		err = cn.shutdown(ctx)
+		err = cn.shutdown(ctx, d)
 		// The socket is closed now, so the reader and writer end at
-		// once; a reader waiting for room in the queue ends with c.ctx.
+		// once; a reader waiting for room in the queue ends with the
+		// lifetime context, cancelled above.
 		cn.wg.Wait()
 	}
 	// Before waiting for the handlers, since one may be waiting for an
 	// acknowledgement that will never come.
 	c.mu.Lock()
-	for id := range c.pending {
-		c.completeLocked(id, ErrClosed)
-	}
-	c.mu.Unlock()
-	for _, item := range c.queue.close() {
-		if item.qos == ExactlyOnce {
-			c.forgetInbound(item.id)
+	for id, p := range c.pending {
+		if p.kind != packet.TypePublish {
+			c.completeLocked(id, ErrClosed)
 		}
 	}
+	c.releasePublishersLocked(ErrClosed)
+	c.mu.Unlock()
+	for _, item := range c.queue.close() {
+		c.undeliver(item)
+	}
+	c.mu.Lock()
+	c.closing = false
+	c.mu.Unlock()
 	onDispatcher, onSupervisor := ownGoroutine()
 	done := make(chan struct{})
 	go func() {
@@ -756,6 +851,36 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// disconnectPacket makes the DISCONNECT o asks for, or says why it cannot.
+func (c *Client) disconnectPacket(o DisconnectOptions) (*packet.Disconnect, error) {
+	d := &packet.Disconnect{ReasonCode: o.ReasonCode}
+	if c.opts.Version != V5 {
+		if o.ReasonCode != packet.NormalDisconnection || o.SessionExpiry != nil || o.ReasonString != "" || len(o.UserProperties) > 0 {
+			return nil, fmt.Errorf("mqtt: DISCONNECT with a reason code or properties: %w", packet.ErrPropertiesV311)
+		}
+		return d, nil
+	}
+	if !o.ReasonCode.ValidFor(packet.TypeDisconnect) {
+		return nil, fmt.Errorf("mqtt: 0x%02X is not a DISCONNECT reason code: %w", byte(o.ReasonCode), packet.ErrReasonCode)
+	}
+	pr := &d.Properties
+	if e := o.SessionExpiry; e != nil {
+		if *e < 0 {
+			return nil, fmt.Errorf("mqtt: negative session expiry %v in DISCONNECT", *e)
+		}
+		if *e >= time.Second && c.opts.SessionExpiry < time.Second {
+			return nil, fmt.Errorf("mqtt: session expiry %v in DISCONNECT after a connect that asked for none: %w", *e, packet.ProtocolError)
+		}
+		pr.SessionExpiry = uint32(min(*e/time.Second, 0xFFFFFFFF))
+		pr.Set(packet.PropSessionExpiry)
+	}
+	if o.ReasonString != "" {
+		pr.ReasonString = []byte(o.ReasonString)
+	}
+	pr.User = packetUserProperties(o.UserProperties)
+	return d, nil
 }
 
 // The functions that run user code on the client's own goroutines: the

@@ -27,6 +27,10 @@ type conn struct {
 	version Version
 	gen     uint64 // which connection of the session this is
 	server  string // the URL it was dialed with, for resolving redirects
+	// ctx is the lifetime of the client's start that made the connection
+	// (Client.ctx when it was installed): what the connection's goroutines
+	// and its supervisor stop with.
+	ctx context.Context
 
 	// Negotiated at CONNACK.
 	keepAlive       time.Duration
@@ -35,11 +39,16 @@ type conn struct {
 	serverMaxPacket uint32
 	since           time.Time // when the connection was made
 
-	// Topic alias tables of this connection: outAliases is used by
-	// publishers under Client.mu (nil when aliases are off), inAliases by
-	// the reader alone.
-	outAliases *outboundAliases
-	inAliases  inboundAliases
+	// Topic alias tables of this connection: outAliases (nil when
+	// automatic aliases are off) and callerAliases (made by the first
+	// Message.TopicAlias) are used by publishers under Client.mu,
+	// inAliases by the reader alone.
+	outAliases    *outboundAliases
+	callerAliases callerAliases
+	inAliases     inboundAliases
+
+	// The acknowledgements owed for received messages (ack.go).
+	acks ackQueue
 
 	// Re-authentication: authActive is set while an exchange runs, and
 	// the reader passes it the server's AUTH packets through authSteps
@@ -285,17 +294,23 @@ func (cn *conn) appendLocked(p packet.Packet) (encoded []byte, err error) {
 }
 
 // appendPublishLocked is appendLocked for a PUBLISH, replacing its topic by
-// an alias when outbound aliases are on. aliased reports that encoded is
-// not the form to keep in the session store: aliases die with the
+// an alias: the caller's choice (callerAlias, checked by checkPublish), or
+// one assigned when outbound aliases are on. aliased reports that encoded
+// is not the form to keep in the session store: aliases die with the
 // connection, so a resend must carry the topic. The caller holds c.mu and wmu.
-func (cn *conn) appendPublishLocked(p *packet.Publish) (encoded []byte, aliased bool, err error) {
-	a := cn.outAliases
-	if a == nil {
+func (cn *conn) appendPublishLocked(p *packet.Publish, callerAlias uint16) (encoded []byte, aliased bool, err error) {
+	topic := p.Topic
+	var alias uint16
+	var known bool
+	switch {
+	case callerAlias != 0:
+		alias, known = callerAlias, cn.callerAliases.use(callerAlias, topic)
+	case cn.outAliases != nil:
+		alias, known = cn.outAliases.lookup(topic)
+	default:
 		encoded, err = cn.appendLocked(p)
 		return encoded, false, err
 	}
-	topic := p.Topic
-	alias, known := a.lookup(topic)
 	p.Properties.TopicAlias = alias
 	if known {
 		p.Topic = nil
@@ -303,7 +318,12 @@ func (cn *conn) appendPublishLocked(p *packet.Publish) (encoded []byte, aliased 
 	encoded, err = cn.appendLocked(p)
 	p.Topic, p.Properties.TopicAlias = topic, 0
 	if err != nil && !known {
-		a.forget(topic)
+		// Not sent, so not defined at the server either.
+		if callerAlias != 0 {
+			cn.callerAliases.forget(alias)
+		} else {
+			cn.outAliases.forget(topic)
+		}
 	}
 	return encoded, true, err
 }
@@ -387,16 +407,23 @@ func (cn *conn) writeLoop() {
 	}
 }
 
-// shutdown queues a normal DISCONNECT, after which the connection takes no
+// shutdown queues the DISCONNECT d, after which the connection takes no
 // more packets, and has the writer send everything queued, then close. It
 // waits until the connection has ended or ctx ends.
-func (cn *conn) shutdown(ctx context.Context) error {
+func (cn *conn) shutdown(ctx context.Context, d *packet.Disconnect) error {
 	cn.wmu.Lock()
 	if cn.closed {
 		cn.wmu.Unlock()
 		return nil
 	}
-	_, err := cn.appendLocked(&packet.Disconnect{})
+	_, err := cn.appendLocked(d)
+	if errors.Is(err, ErrPacketTooLarge) {
+		// Reason string and user properties are what the sender must
+		// leave out to fit the server's maximum [MQTT-3.14.2-3],
+		// [MQTT-3.14.2-4].
+		d.Properties.ReasonString, d.Properties.User = nil, nil
+		_, err = cn.appendLocked(d)
+	}
 	cn.closed = true
 	cn.finishing.Store(true)
 	cn.wakeWriterLocked()

@@ -16,7 +16,8 @@
 // the connection's reader, in the order they arrived, each message once to
 // the handler of every Subscribe call it matches. The queue between the
 // reader and the dispatcher is bounded (Options.HandlerQueue). QoS 1 and 2
-// messages are acknowledged after their handler returns, so the server's
+// messages are acknowledged after their handler returns (or, with manual
+// acknowledgement, at Message.Ack, in arrival order), so the server's
 // in-flight window (our Receive Maximum, never more than the queue) bounds
 // them and they are never dropped. When the queue is full the reader waits
 // for room (back-pressure), and the keepalive timer does not count that

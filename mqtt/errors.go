@@ -40,6 +40,10 @@ var (
 	// ErrFeatureNotSupported means the server announced it lacks a feature
 	// the request needs (wildcard, shared subscriptions, subscription identifiers).
 	ErrFeatureNotSupported = errors.New("mqtt: feature not supported by the server")
+	// ErrTopicAliasInvalid means a Message.TopicAlias the server or the
+	// client's own automatic aliases leave no room for (see
+	// Message.TopicAlias), or one asked for under MQTT 3.1.1.
+	ErrTopicAliasInvalid = errors.New("mqtt: topic alias not available to the caller")
 	// ErrAuthNeedsV5 means enhanced authentication was asked for without
 	// an Authenticator or under MQTT 3.1.1, which has no AUTH packet.
 	ErrAuthNeedsV5 = errors.New("mqtt: enhanced authentication needs MQTT 5.0 and an Authenticator")
@@ -78,11 +82,19 @@ func (e *ConnectError) BadCredentials() bool {
 	return e.Code == packet.BadUserNameOrPassword || e.Code == packet.NotAuthorized
 }
 
-// DisconnectError is a DISCONNECT sent by the server (v5).
+// DisconnectError is a DISCONNECT sent by the server (v5), as
+// Options.OnConnectionLost receives it; errors.As finds it there.
 type DisconnectError struct {
-	Code            ReasonCode
-	ReasonString    string
+	// Code is why the server closed the connection, e.g. 0x8E Session
+	// taken over, 0x8B Server shutting down, 0x9C Use another server.
+	Code ReasonCode
+	// ReasonString is the server's explanation, if any.
+	ReasonString string
+	// ServerReference names another server to use, with Code Use Another
+	// Server or Server Moved; see Options.MaxRedirects.
 	ServerReference string
+	// UserProperties are the DISCONNECT's user properties, in order.
+	UserProperties []UserProperty
 }
 
 func (e *DisconnectError) Error() string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
@@ -169,17 +170,32 @@ func awaitLost(t *testing.T, lost <-chan error) error {
 	}
 }
 
+// TestServerDisconnectReasonSurfaced: what a server's DISCONNECT says
+// reaches OnConnectionLost as a *DisconnectError: reason code, reason
+// string, server reference and user properties. (mosquitto sends no
+// properties in its DISCONNECT packets.)
 func TestServerDisconnectReasonSurfaced(t *testing.T) {
 	url := startPeer(t, packet.V5, func(p *peer) {
-		d := &packet.Disconnect{ReasonCode: packet.AdministrativeAction}
+		d := &packet.Disconnect{ReasonCode: packet.UseAnotherServer}
 		d.Properties.ReasonString = []byte("maintenance window")
+		d.Properties.ServerReference = []byte("broker-b.example:1883")
+		d.Properties.User = []packet.UserProperty{
+			{Key: []byte("until"), Value: []byte("2025-06-01T04:00:00Z")},
+			{Key: []byte("ticket"), Value: []byte("OPS-7")},
+		}
 		p.write(d)
 	})
 	_, lost := connectToPeer(t, url, mqtt.Options{ClientID: "x"})
 	err := awaitLost(t, lost)
 	var de *mqtt.DisconnectError
-	if !errors.As(err, &de) || de.Code != packet.AdministrativeAction || de.ReasonString != "maintenance window" {
-		t.Fatalf("lost with %v, want DisconnectError administrative action with its reason string", err)
+	if !errors.As(err, &de) {
+		t.Fatalf("lost with %v, want a DisconnectError", err)
+	}
+	want := mqtt.DisconnectError{Code: packet.UseAnotherServer, ReasonString: "maintenance window",
+		ServerReference: "broker-b.example:1883",
+		UserProperties:  []mqtt.UserProperty{{Key: "until", Value: "2025-06-01T04:00:00Z"}, {Key: "ticket", Value: "OPS-7"}}}
+	if !reflect.DeepEqual(*de, want) {
+		t.Fatalf("lost with %+v, want %+v", *de, want)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldiot/herald/internal/testenv"
 	"github.com/heraldiot/herald/mqtt"
@@ -88,4 +89,86 @@ func TestMaximumPacketSizeBothWays(t *testing.T) {
 	if s := sub.Stats(); s.ConnectionsLost != 0 {
 		t.Fatal("subscriber lost its connection")
 	}
+}
+
+// TestMaxInflightBelowServer: with Options.MaxInflight 2, at most two QoS 1
+// publishes are in flight at once, though mosquitto grants 20 (and a 3.1.1
+// server names no limit), counted where the client records a flow, in the
+// Store; publishers beyond the cap wait, and go on as slots free up,
+// across a reconnect too.
+func TestMaxInflightBelowServer(t *testing.T) {
+	b := testenv.StartBroker(t, testenv.BrokerOptions{})
+	for _, v := range versions {
+		t.Run("v"+v.String(), func(t *testing.T) {
+			ctx := testContext(t)
+			proxy := testenv.StartProxy(t, b.Addr)
+			store := &inflightStore{Store: mqtt.NewMemoryStore(), live: map[uint16]bool{}}
+			c := dial(t, b, mqtt.Options{Version: v, ClientID: "capped-" + v.String(), Servers: []string{proxy.URL()},
+				MaxInflight: 2, Store: store, Backoff: mqtt.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond}})
+			publish := func(publishers, each int) <-chan error {
+				errs := make(chan error, publishers)
+				for range publishers {
+					go func() {
+						var err error
+						for i := 0; i < each && err == nil; i++ {
+							err = c.Publish(ctx, &mqtt.Message{Topic: "capped", QoS: mqtt.AtLeastOnce})
+						}
+						errs <- err
+					}()
+				}
+				return errs
+			}
+			wait := func(errs <-chan error, publishers int) {
+				t.Helper()
+				for range publishers {
+					if err := <-errs; err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			wait(publish(8, 10), 8)
+
+			// With the server silent, exactly two go out and the third
+			// waits; once the connection is cut, the two are resent and
+			// the third follows.
+			proxy.Blackhole()
+			errs := publish(3, 1)
+			waitFor(t, "two publishes in flight", func() bool { return c.Stats().InFlight == 2 })
+			proxy.CutAll()
+			proxy.Restore()
+			wait(errs, 3)
+			if n := store.peak(); n != 2 {
+				t.Fatalf("%d publishes in flight at most, want 2", n)
+			}
+		})
+	}
+}
+
+// inflightStore is a Store that keeps the most flows it ever held at once.
+type inflightStore struct {
+	mqtt.Store
+	mu   sync.Mutex
+	live map[uint16]bool
+	most int
+}
+
+func (s *inflightStore) PutOutbound(id uint16, encoded []byte) error {
+	s.mu.Lock()
+	s.live[id] = true
+	s.most = max(s.most, len(s.live))
+	s.mu.Unlock()
+	return s.Store.PutOutbound(id, encoded)
+}
+
+func (s *inflightStore) DeleteOutbound(id uint16) error {
+	s.mu.Lock()
+	delete(s.live, id)
+	s.mu.Unlock()
+	return s.Store.DeleteOutbound(id)
+}
+
+func (s *inflightStore) peak() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.most
 }

@@ -14,7 +14,8 @@ type inbound struct {
 	msg *Message
 	id  uint16
 	qos QoS
-	cn  *conn // the connection it arrived on; acks go only there
+	cn  *conn  // the connection it arrived on; acks go only there
+	seq uint64 // QoS 1 and 2 acknowledged automatically: its entry in cn.acks
 }
 
 // handlePacket acts on one packet from the reader. b aliases the read
@@ -22,8 +23,9 @@ type inbound struct {
 // connection with the error's reason code.
 func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b []byte) error {
 	v := cn.version
-	// The user properties of acknowledgements and DISCONNECT are never
-	// surfaced: they are checked, not kept.
+	// The user properties of SUBACK and UNSUBACK are never surfaced, nor
+	// those of PUBACK and PUBREC unless a PublishWithResult caller waits:
+	// they are checked, not kept.
 	discardUser := packet.UnmarshalOptions{DiscardUserProperties: true}
 	switch h.Type {
 	case packet.TypePublish:
@@ -39,6 +41,7 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 		// a reconnect loop duplicating the message (handleAck counts it).
 		ackOpts := discardUser
 		ackOpts.AcceptUnlistedAckSuccess = true
+		ackOpts.DiscardUserProperties = c.resultWaiters.Load() == 0
 		if err := ackOpts.Unmarshal(&in.ack, v, h.Flags, b); err != nil {
 			return fmt.Errorf("%s: %w", h.Type, err)
 		}
@@ -59,7 +62,7 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 		}
 		cn.pingSent.Store(0)
 	case packet.TypeDisconnect:
-		if err := discardUser.Unmarshal(&in.disconnect, v, h.Flags, b); err != nil {
+		if err := in.disconnect.Unmarshal(v, h.Flags, b); err != nil {
 			return fmt.Errorf("DISCONNECT: %w", err)
 		}
 		pr := &in.disconnect.Properties
@@ -67,6 +70,7 @@ func (c *Client) handlePacket(cn *conn, in *inboundPackets, h packet.Header, b [
 			Code:            in.disconnect.ReasonCode,
 			ReasonString:    string(pr.ReasonString),
 			ServerReference: string(pr.ServerReference),
+			UserProperties:  userPropertiesFrom(pr.User),
 		})
 	case packet.TypeAuth:
 		return c.handleAuth(cn, h, b)
@@ -82,7 +86,7 @@ func (c *Client) handlePublish(cn *conn, p *packet.Publish) error {
 	if err != nil {
 		return err
 	}
-	return c.receive(cn, QoS(p.QoS), p.PacketID, p, topic)
+	return c.receive(cn, QoS(p.QoS), p.PacketID, p.Dup, p, topic)
 }
 
 // dropOversized accounts for a PUBLISH the reader skipped for exceeding
@@ -98,13 +102,13 @@ func (c *Client) dropOversized(cn *conn, s oversizedPublish) error {
 	if s.qos == AtMostOnce {
 		return nil
 	}
-	return c.receive(cn, s.qos, s.id, nil, "")
+	return c.receive(cn, s.qos, s.id, false, nil, "")
 }
 
 // receive enforces flow control and exactly-once state for a received
 // PUBLISH and queues it for the handlers, or only for its acknowledgement
 // when p is nil.
-func (c *Client) receive(cn *conn, qos QoS, id uint16, p *packet.Publish, topic string) error {
+func (c *Client) receive(cn *conn, qos QoS, id uint16, dup bool, p *packet.Publish, topic string) error {
 	if qos > 0 {
 		// Overshoot is counted and, by default, tolerated: see
 		// Options.StrictReceiveMaximum for why the connection is not
@@ -117,25 +121,21 @@ func (c *Client) receive(cn *conn, qos QoS, id uint16, p *packet.Publish, topic 
 			c.stats.receiveMaximumOvershoot.Add(1)
 		}
 	}
-	if qos == ExactlyOnce {
-		c.mu.Lock()
-		_, seen := c.inboundQoS2[id]
-		if !seen {
-			c.inboundQoS2[id] = struct{}{}
-		}
-		c.mu.Unlock()
-		if seen {
-			// Delivered already; the server did not see our PUBREC.
-			cn.writeAck(packet.TypePubrec, id)
-			return nil
-		}
-		if err := c.store.PutInbound(id); err != nil {
-			return err
-		}
-	}
 	item := inbound{id: id, qos: qos, cn: cn}
 	if p != nil {
 		item.msg = messageFrom(p, topic)
+	}
+	if qos > 0 {
+		manual := item.msg != nil && c.wantsManualAck(item.msg)
+		deliver, store, err := c.admitAcked(cn, &item, dup, manual)
+		if !deliver {
+			return err
+		}
+		if store {
+			if err := c.store.PutInbound(id); err != nil {
+				return err
+			}
+		}
 	}
 	if c.queue.tryPush(item) {
 		return nil
@@ -151,10 +151,10 @@ func (c *Client) receive(cn *conn, qos QoS, id uint16, p *packet.Publish, topic 
 		cn.lastRecv.Store(time.Now().UnixNano())
 		cn.readerWaiting.Store(false)
 	}()
-	if !c.enqueueFull(item) && qos == ExactlyOnce {
+	if !c.enqueueFull(item) {
 		// Not delivered: let the server's resend in a later session
 		// deliver it.
-		c.forgetInbound(id)
+		c.undeliver(item)
 	}
 	return nil
 }
@@ -197,7 +197,7 @@ func (c *Client) enqueueFull(item inbound) bool {
 		}
 		select {
 		case <-room:
-		case <-c.ctx.Done():
+		case <-item.cn.ctx.Done():
 			return false
 		}
 	}
@@ -223,7 +223,8 @@ func (c *Client) startDispatcher() {
 }
 
 // dispatch runs handlers in arrival order and acknowledges QoS 1 and 2
-// messages once their handler has returned, on the connection they came on.
+// messages once their handler has returned, on the connection they came
+// on, unless the application acknowledges them (Message.Ack).
 func (c *Client) dispatch() {
 	defer c.dispatchers.Done()
 	for {
@@ -234,16 +235,10 @@ func (c *Client) dispatch() {
 		if item.msg != nil {
 			c.router.route(item.msg, c.opts.DefaultHandler)
 		}
-		switch item.qos {
-		case AtLeastOnce:
-			// Count the message as answered before the PUBACK can reach
-			// the server and free its slot for the next one.
-			if item.cn.inboundUnacked.Add(-1) < 0 {
-				item.cn.inboundUnacked.Store(0)
-			}
-			item.cn.writeAck(packet.TypePuback, item.id)
-		case ExactlyOnce:
-			item.cn.writeAck(packet.TypePubrec, item.id)
+		if item.qos > 0 && (item.msg == nil || item.msg.ack == nil) {
+			c.mu.Lock()
+			item.cn.ackReady(item.seq)
+			c.mu.Unlock()
 		}
 	}
 }

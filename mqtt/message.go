@@ -58,6 +58,21 @@ type Message struct {
 	// SubscriptionIDs are the identifiers of the subscriptions that matched
 	// a received message.
 	SubscriptionIDs []uint32
+	// TopicAlias (v5, publish only) has the topic travel as this two-byte
+	// alias: the first publish with it on a connection carries topic and
+	// alias, later ones with the same topic only the alias, and one with
+	// another topic maps the alias to that topic. Topic is still required,
+	// for the first publish on every connection and for resends. It must
+	// lie above the aliases Options.OutboundTopicAliases assigns
+	// (1..min(OutboundTopicAliases, server maximum)) and at most the
+	// server's Topic Alias Maximum, or Publish fails with
+	// ErrTopicAliasInvalid. 0: none, or automatic aliasing if enabled.
+	// Received messages always carry their resolved topic and no alias.
+	TopicAlias uint16
+
+	// ack is set on a received message whose acknowledgement waits for
+	// Ack (Options.ManualAck, SubscribeRequest.ManualAck).
+	ack *heldAck
 }
 
 // bytesOf views s as a byte slice without copying. The codec only reads

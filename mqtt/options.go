@@ -130,6 +130,21 @@ type Options struct {
 	// connect and at Client.Reauthenticate (v5 only).
 	Authenticator Authenticator
 
+	// MaxInflight caps the QoS 1 and 2 publishes in flight at once below
+	// the server's Receive Maximum (0: the server's Receive Maximum is the
+	// only cap). Publishes beyond it wait for a slot, as they wait for the
+	// server's: for a server that grants more than a device or its link
+	// should carry (a 3.1.1 server announces no limit at all).
+	MaxInflight int
+
+	// ManualAck turns off acknowledging received QoS 1 and 2 messages when
+	// their handler returns: every message a handler receives is
+	// acknowledged when the application calls Message.Ack. For one
+	// subscription instead, see SubscribeRequest.ManualAck. Acknowledgements
+	// go out in the order the messages arrived, whatever the order of the
+	// Ack calls (docs/mqtt.md, "Manual acknowledgement").
+	ManualAck bool
+
 	// MaxRedirects is how many server redirects (v5 Server Reference with
 	// Use Another Server or Server Moved, in CONNACK or DISCONNECT) one
 	// connect may follow; 0 does not follow them.
@@ -144,6 +159,12 @@ type Options struct {
 	DisableAutoReconnect bool
 	// Backoff is the reconnect delay policy.
 	Backoff Backoff
+	// OnReconnectWait is called by the supervisor before each automatic
+	// reconnect attempt with the attempt's number, counted from 1 since the
+	// last connection that stayed up, and the wait the backoff chose for
+	// it, e.g. to log "reconnecting in 2.3s". The wait starts when it
+	// returns.
+	OnReconnectWait func(attempt int, wait time.Duration)
 
 	// OnConnect is called after every successful connect, once the
 	// session's resends are queued: from the goroutine that called

@@ -24,6 +24,25 @@ type pending struct {
 	// resubscribe is the subscription a SUBSCRIBE repeats after the
 	// server lost the session, for logging refusals.
 	resubscribe *subscribeRecord
+	// wantResult: a PublishWithResult caller waits, and result holds
+	// what the PUBACK or PUBREC said.
+	wantResult bool
+	result     PublishResult
+}
+
+// PublishResult is what the server answered to a QoS 1 or 2 publish: the
+// PUBACK's reason code and properties at QoS 1, the PUBREC's at QoS 2. It
+// is zero (Success) at QoS 0 and under MQTT 3.1.1, whose acknowledgements
+// carry nothing.
+type PublishResult struct {
+	// ReasonCode is Success, a success with news such as
+	// packet.NoMatchingSubscribers (0x10: nobody subscribes to the topic,
+	// a server that knows it says so), or a failure (0x80 and above), with
+	// which the publish also returns a *PublishError.
+	ReasonCode ReasonCode
+	// ReasonString and UserProperties are the acknowledgement's (v5).
+	ReasonString   string
+	UserProperties []UserProperty
 }
 
 // Publish sends m and returns when its QoS flow completes: at once for QoS
@@ -39,34 +58,52 @@ type pending struct {
 // whose ctx ended, its message stays in the session, and goes out again if
 // Connect is called (until Disconnect).
 func (c *Client) Publish(ctx context.Context, m *Message) error {
+	_, err := c.publish(ctx, m, false)
+	return err
+}
+
+// PublishWithResult is Publish returning, besides the error, what the
+// server's acknowledgement said (v5): its reason code, such as
+// packet.NoMatchingSubscribers, reason string and user properties. A
+// refusal returns both the result and a *PublishError.
+func (c *Client) PublishWithResult(ctx context.Context, m *Message) (PublishResult, error) {
+	// Acknowledgements are decoded with their user properties while a
+	// caller wants them.
+	c.resultWaiters.Add(1)
+	defer c.resultWaiters.Add(-1)
+	return c.publish(ctx, m, true)
+}
+
+func (c *Client) publish(ctx context.Context, m *Message, wantResult bool) (PublishResult, error) {
 	if m.QoS > ExactlyOnce {
-		return fmt.Errorf("mqtt: invalid QoS %d", m.QoS)
+		return PublishResult{}, fmt.Errorf("mqtt: invalid QoS %d", m.QoS)
 	}
 	if m.QoS == AtMostOnce {
-		return c.publishQoS0(m)
+		return PublishResult{}, c.publishQoS0(m)
 	}
 	c.beginAwait()
 	defer c.endAwait()
 	c.mu.Lock()
 	if err := c.checkPublish(m); err != nil {
 		c.mu.Unlock()
-		return err
+		return PublishResult{}, err
 	}
+	stopped := c.ctx.Done() // this start of the client ends at Disconnect
 	for c.inflight >= c.quota {
 		c.mu.Unlock()
 		select {
 		case <-c.quotaFree:
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.ctx.Done():
-			return ErrClosed
+			return PublishResult{}, ctx.Err()
+		case <-stopped:
+			return PublishResult{}, ErrClosed
 		}
 		c.mu.Lock()
 		if err := c.checkPublish(m); err != nil {
 			// Pass the wake on: the next waiter fails the same way.
 			c.passQuota()
 			c.mu.Unlock()
-			return err
+			return PublishResult{}, err
 		}
 	}
 	c.inflight++
@@ -75,7 +112,7 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	}
 	id := c.allocID()
 	p := c.newPending(packet.TypePublish)
-	p.qos, p.topic = m.QoS, m.Topic
+	p.qos, p.topic, p.wantResult = m.QoS, m.Topic, wantResult
 	c.pending[id] = p
 	c.fillPublishLocked(m, id)
 	if err := c.sendPublishLocked(id); err != nil {
@@ -83,10 +120,18 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 		c.releaseQuota()
 		c.recycle(p)
 		c.mu.Unlock()
-		return err
+		return PublishResult{}, err
 	}
 	c.mu.Unlock()
-	return c.wait(ctx, id, p)
+	done, err := c.await(ctx, id, p)
+	if !done {
+		return PublishResult{}, err
+	}
+	c.mu.Lock()
+	res := p.result
+	c.recycle(p)
+	c.mu.Unlock()
+	return res, err
 }
 
 // checkPublish applies what the server announced in CONNACK, and refuses
@@ -107,6 +152,9 @@ func (c *Client) checkPublish(m *Message) error {
 			return ErrRetainNotSupported // [MQTT-3.2.2-14]
 		}
 	}
+	if m.TopicAlias != 0 {
+		return checkCallerAlias(m.TopicAlias, c.opts.Version, c.connack, c.opts.OutboundTopicAliases)
+	}
 	return nil
 }
 
@@ -126,7 +174,7 @@ func (c *Client) publishQoS0(m *Message) error {
 	var err error
 	if cn.closed {
 		err = ErrNotConnected
-	} else if _, _, err = cn.appendPublishLocked(c.pub); err == nil {
+	} else if _, _, err = cn.appendPublishLocked(c.pub, c.pubAlias); err == nil {
 		cn.wakeWriterLocked()
 	}
 	buffered := len(cn.wbuf)
@@ -136,7 +184,7 @@ func (c *Client) publishQoS0(m *Message) error {
 		cn.closeIfOverflowed(err)
 		return err
 	}
-	cn.waitDrained(buffered, c.ctx.Done())
+	cn.waitDrained(buffered, cn.ctx.Done())
 	return nil
 }
 
@@ -148,6 +196,10 @@ func (c *Client) fillPublishLocked(m *Message, id uint16) {
 	}
 	c.user = fillPublish(c.pub, m, c.opts.Version, c.user)
 	c.pub.PacketID = id
+	c.pubAlias = 0
+	if c.opts.Version == V5 {
+		c.pubAlias = m.TopicAlias
+	}
 }
 
 // sendPublishLocked encodes c.pub into the connection's write buffer, or
@@ -160,7 +212,7 @@ func (c *Client) sendPublishLocked(id uint16) error {
 	if cn := c.conn; cn != nil {
 		cn.wmu.Lock()
 		if !cn.closed {
-			encoded, aliased, err := cn.appendPublishLocked(c.pub)
+			encoded, aliased, err := cn.appendPublishLocked(c.pub, c.pubAlias)
 			if err == nil && aliased {
 				c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version)
 				encoded = c.scratch
@@ -191,29 +243,32 @@ func (c *Client) sendPublishLocked(id uint16) error {
 	return c.store.PutOutbound(id, c.scratch)
 }
 
-// wait blocks until the flow under id completes or ctx ends.
-func (c *Client) wait(ctx context.Context, id uint16, p *pending) error {
-	_, _, err := c.waitResult(ctx, id, p)
-	return err
-}
-
-// waitResult is wait that also returns the codes and reason string of a
-// SUBACK or UNSUBACK.
-func (c *Client) waitResult(ctx context.Context, id uint16, p *pending) ([]ReasonCode, string, error) {
-	var err error
+// await blocks until the flow under id completes and returns its error;
+// the caller then reads p's results and recycles it, under c.mu. When ctx
+// ends first, await reports done false with ctx's error: p stays in the
+// session then, and its completion recycles it.
+func (c *Client) await(ctx context.Context, id uint16, p *pending) (done bool, err error) {
 	select {
 	case err = <-p.done:
 	case <-ctx.Done():
 		c.mu.Lock()
 		if c.pending[id] == p {
-			// Still in flight: leave it to the session and let the
-			// completion recycle it.
 			p.abandoned = true
 			c.mu.Unlock()
-			return nil, "", ctx.Err()
+			return false, ctx.Err()
 		}
 		c.mu.Unlock()
 		err = <-p.done
+	}
+	return true, err
+}
+
+// waitResult waits for a SUBSCRIBE or UNSUBSCRIBE flow and returns the
+// codes and reason string of its SUBACK or UNSUBACK.
+func (c *Client) waitResult(ctx context.Context, id uint16, p *pending) ([]ReasonCode, string, error) {
+	done, err := c.await(ctx, id, p)
+	if !done {
+		return nil, "", err
 	}
 	c.mu.Lock()
 	codes, reason := slices.Clone(p.codes), p.reason
@@ -341,6 +396,9 @@ func (c *Client) handleAck(cn *conn, a *packet.Ack) error {
 			c.mu.Unlock()
 			return fmt.Errorf("%w: %s for a QoS %d publish", packet.ProtocolError, a.PacketType, p.qos)
 		}
+		if a.PacketType == packet.TypePuback {
+			p.noteResult(a)
+		}
 		c.completeLocked(a.PacketID, c.publishResult(p, a))
 		c.mu.Unlock()
 	case packet.TypePubrec:
@@ -352,6 +410,7 @@ func (c *Client) handleAck(cn *conn, a *packet.Ack) error {
 			cn.writeAckReason(packet.TypePubrel, a.PacketID, packet.PacketIdentifierNotFound)
 			return nil
 		}
+		p.noteResult(a)
 		if a.ReasonCode.IsError() {
 			c.completeLocked(a.PacketID, c.publishResult(p, a))
 			c.mu.Unlock()
@@ -386,6 +445,19 @@ func (c *Client) handleAck(cn *conn, a *packet.Ack) error {
 		cn.writeAckReason(packet.TypePubcomp, a.PacketID, code)
 	}
 	return nil
+}
+
+// noteResult keeps what a PUBACK or PUBREC said for a PublishWithResult
+// caller; Publish pays nothing for it. c.mu is held.
+func (p *pending) noteResult(a *packet.Ack) {
+	if !p.wantResult {
+		return
+	}
+	p.result = PublishResult{
+		ReasonCode:     a.ReasonCode,
+		ReasonString:   string(a.Properties.ReasonString),
+		UserProperties: userPropertiesFrom(a.Properties.User),
+	}
 }
 
 func (c *Client) publishResult(p *pending, a *packet.Ack) error {

@@ -162,6 +162,16 @@ func (q *handlerQueue) close() []inbound {
 	return left
 }
 
+// reopen undoes close, for a client started again after Disconnect. A
+// dispatcher of the earlier start that still runs a handler (Disconnect
+// stopped waiting for it) serves the new items when it returns, so there
+// is still one dispatcher at a time.
+func (q *handlerQueue) reopen() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = false
+}
+
 // len is the number of queued items.
 func (q *handlerQueue) len() int {
 	q.mu.Lock()

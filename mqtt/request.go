@@ -98,8 +98,11 @@ func (r *Requester) Request(ctx context.Context, req *Message) (*Message, error)
 	}
 }
 
-// deliver hands a response to the request waiting for it.
+// deliver hands a response to the request waiting for it. A response is
+// the requester's to acknowledge, even under Options.ManualAck: the caller
+// of Request never sees it until it is here.
 func (r *Requester) deliver(m *Message) {
+	_ = m.Ack() // QoS 1: nothing to fail
 	r.mu.Lock()
 	ch, ok := r.waiting[string(m.CorrelationData)]
 	delete(r.waiting, string(m.CorrelationData))

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/heraldiot/herald/mqtt/packet"
 )
@@ -21,6 +22,9 @@ type router struct {
 	mu        sync.RWMutex
 	routes    []route
 	lastOwner uint64
+	// manualRoutes counts routes with manual acknowledgement, so the
+	// reader looks for them only when there are some.
+	manualRoutes atomic.Int32
 }
 
 type route struct {
@@ -30,6 +34,9 @@ type route struct {
 	// owner names the Subscribe call that made the route: a message whose
 	// topic several of one call's filters match reaches its handler once.
 	owner uint64
+	// manual: the handler acknowledges with Message.Ack
+	// (SubscribeRequest.ManualAck).
+	manual bool
 }
 
 // newOwner returns a name for one Subscribe call's routes.
@@ -42,12 +49,18 @@ func (r *router) newOwner() uint64 {
 
 // add routes filter to h for the Subscribe call owner, replacing an
 // earlier route for the same filter.
-func (r *router) add(filter string, subID uint32, h Handler, owner uint64) {
+func (r *router) add(filter string, subID uint32, h Handler, owner uint64, manual bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rt := route{filter: filter, subID: subID, handler: h, owner: owner}
+	rt := route{filter: filter, subID: subID, handler: h, owner: owner, manual: manual}
+	if manual {
+		r.manualRoutes.Add(1)
+	}
 	for i := range r.routes {
 		if r.routes[i].filter == filter {
+			if r.routes[i].manual {
+				r.manualRoutes.Add(-1)
+			}
 			r.routes[i] = rt
 			return
 		}
@@ -58,7 +71,15 @@ func (r *router) add(filter string, subID uint32, h Handler, owner uint64) {
 func (r *router) remove(filter string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.routes = slices.DeleteFunc(r.routes, func(rt route) bool { return rt.filter == filter })
+	r.routes = slices.DeleteFunc(r.routes, func(rt route) bool {
+		if rt.filter != filter {
+			return false
+		}
+		if rt.manual {
+			r.manualRoutes.Add(-1)
+		}
+		return true
+	})
 }
 
 // route calls the handler of every Subscribe call the message matches,
@@ -78,8 +99,20 @@ func (r *router) remove(filter string) {
 // back to topic matching.
 func (r *router) route(m *Message, fallback Handler) {
 	var buf [4]route
-	matched := buf[:0]
 	r.mu.RLock()
+	matched := r.matchLocked(m, buf[:0])
+	r.mu.RUnlock()
+	if len(matched) == 0 && fallback != nil {
+		fallback(m)
+	}
+	for _, rt := range matched {
+		rt.handler(m)
+	}
+}
+
+// matchLocked appends to matched the routes whose handlers route calls
+// for m. r.mu is held.
+func (r *router) matchLocked(m *Message, matched []route) []route {
 	byID := len(m.SubscriptionIDs) > 0
 	for _, rt := range r.routes {
 		if rt.handler != nil && byID && rt.subID != 0 && slices.Contains(m.SubscriptionIDs, rt.subID) {
@@ -93,13 +126,28 @@ func (r *router) route(m *Message, fallback Handler) {
 			}
 		}
 	}
-	r.mu.RUnlock()
-	if len(matched) == 0 && fallback != nil {
-		fallback(m)
+	return matched
+}
+
+// manual reports whether route would hand m to a handler that
+// acknowledges by hand.
+func (r *router) manual(m *Message) bool {
+	var buf [4]route
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.ContainsFunc(r.matchLocked(m, buf[:0]), func(rt route) bool { return rt.manual })
+}
+
+// delivers reports whether route would hand m to any handler, given
+// whether there is a fallback.
+func (r *router) delivers(m *Message, fallback bool) bool {
+	if fallback {
+		return true
 	}
-	for _, rt := range matched {
-		rt.handler(m)
-	}
+	var buf [4]route
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.matchLocked(m, buf[:0])) > 0
 }
 
 // addOnce appends rt unless a route of the same Subscribe call is there.

@@ -46,6 +46,14 @@ type SubscribeRequest struct {
 	// before a server replays retained messages, which a renewal would
 	// start at once.
 	NoRenew bool
+	// ManualAck leaves the acknowledgement of the QoS 1 and 2 messages
+	// Handler receives to the application, which calls Message.Ack when it
+	// is done with each, instead of the handler's return acknowledging it
+	// (see Message.Ack for the order and reconnect rules, and
+	// Options.ManualAck for all subscriptions). A message that also
+	// reaches handlers without it is acknowledged at Ack all the same.
+	// Whether a message is acknowledged by hand is decided on its arrival.
+	ManualAck bool
 }
 
 // subscribeRecord remembers a successful SUBSCRIBE to repeat it when a
@@ -96,7 +104,7 @@ func (c *Client) SubscribeWith(ctx context.Context, req SubscribeRequest) ([]Rea
 	}
 	owner := c.router.newOwner()
 	for _, s := range req.Subscriptions {
-		c.router.add(s.Filter, routeID, req.Handler, owner)
+		c.router.add(s.Filter, routeID, req.Handler, owner, req.ManualAck && req.Handler != nil)
 	}
 	codes, reason, err := c.request(ctx, nil, p, packet.TypeSubscribe)
 	if err != nil {
@@ -172,21 +180,47 @@ func (c *Client) forgetFilters(subs []Subscription) {
 	c.subs = slices.DeleteFunc(c.subs, func(rec *subscribeRecord) bool { return len(rec.req.Subscriptions) == 0 })
 }
 
-// Unsubscribe removes subscriptions and their handlers.
+// Unsubscribe removes subscriptions and their handlers. It returns a
+// *SubscribeError if the server refused any of the filters.
 func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
+	_, err := c.UnsubscribeWith(ctx, UnsubscribeRequest{Filters: filters})
+	return err
+}
+
+// UnsubscribeRequest is one UNSUBSCRIBE: filters and, under v5, user
+// properties.
+type UnsubscribeRequest struct {
+	Filters        []string
+	UserProperties []UserProperty
+}
+
+// UnsubscribeWith sends one UNSUBSCRIBE and returns the server's reason
+// codes in the order of req.Filters: under v5 Success,
+// packet.NoSubscriptionExisted (0x11, also a success) or a failure, which
+// also makes the error a *SubscribeError naming the refused filters. A
+// 3.1.1 UNSUBACK carries no codes, and every filter is reported as
+// Success. The handlers of the filters are removed either way.
+func (c *Client) UnsubscribeWith(ctx context.Context, req UnsubscribeRequest) ([]ReasonCode, error) {
+	filters := req.Filters
 	if len(filters) == 0 {
-		return packet.ErrNoFilters
+		return nil, packet.ErrNoFilters
 	}
 	p := &packet.Unsubscribe{}
 	for _, f := range filters {
 		if err := packet.ValidTopicFilter([]byte(f)); err != nil {
-			return fmt.Errorf("unsubscribe %q: %w", f, err)
+			return nil, fmt.Errorf("unsubscribe %q: %w", f, err)
 		}
 		p.Filters = append(p.Filters, []byte(f))
 	}
+	if c.opts.Version == V5 {
+		p.Properties.User = packetUserProperties(req.UserProperties)
+	}
 	codes, reason, err := c.request(ctx, nil, p, packet.TypeUnsubscribe)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if c.opts.Version != V5 {
+		codes = make([]ReasonCode, len(filters)) // all Success
 	}
 	c.mu.Lock()
 	subs := make([]Subscription, len(filters))
@@ -196,9 +230,12 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 	}
 	c.forgetFilters(subs)
 	c.mu.Unlock()
+	if len(codes) != len(filters) {
+		return codes, fmt.Errorf("%w: UNSUBACK has %d codes for %d filters", packet.ProtocolError, len(codes), len(filters))
+	}
 	var refused *SubscribeError
 	for i, code := range codes {
-		if code.IsError() && i < len(filters) {
+		if code.IsError() {
 			if refused == nil {
 				refused = &SubscribeError{ReasonString: reason}
 			}
@@ -207,9 +244,9 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 		}
 	}
 	if refused != nil {
-		return refused
+		return codes, refused
 	}
-	return nil
+	return codes, nil
 }
 
 // resubscribeLocked queues the recorded SUBSCRIBE on a new connection
