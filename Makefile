@@ -11,10 +11,21 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 STATICCHECK_VERSION ?= v0.8.2
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 STATICCHECK := $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
+include hack/helm.mk
+# The interop brokers built or installed into bin/; the mochi-mqtt version is
+# pinned in hack/interop/mochi/go.mod.
+AEDES_VERSION ?= 1.2.0
+MOCHI := $(LOCALBIN)/mochi-mqtt
+AEDES := $(LOCALBIN)/aedes/.aedes-$(AEDES_VERSION)
 # The kubectl on PATH talks to your cluster; the one we build talks to envtest.
 KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo $(ENVTEST_DIR)/kubectl)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
+# A broker the Makefile installed but the tests cannot find fails them
+# instead of skipping them, so a run never passes by testing nothing.
+INTEROP_ENV := HERALD_INTEROP_REQUIRED=1
+# The same for helm (chart tests) and tmux (the plugin's terminal test).
+TOOLS_ENV := $(INTEROP_ENV) HERALD_REQUIRE_TOOLS=1 HERALD_TMUX_REQUIRED=1 HERALD_HELM=$(HELM)
 
 .DEFAULT_GOAL := help
 
@@ -30,6 +41,7 @@ help: ## Show this help.
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the API and controller markers.
 	$(CONTROLLER_GEN) rbac:roleName=herald-manager crd paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@$(MAKE) --no-print-directory chart-sync
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -51,14 +63,23 @@ verify-fmt: ## Fail if gofmt would change a file.
 vet: ## Run go vet, on the benchmark module too, so a change to Herald's dependencies that bench/ must follow fails here.
 	go vet ./...
 	cd bench && go vet ./...
+	cd hack/interop/mochi && go vet ./...
 
 .PHONY: lint
 lint: vet $(STATICCHECK) ## Run go vet and staticcheck.
 	$(STATICCHECK) ./...
 
 .PHONY: test
-test: verify-generated verify-fmt vet envtest-bin broker ## Run every test against a real apiserver and mosquitto.
-	go test $(GO_TEST_FLAGS) ./...
+test: verify-generated verify-fmt vet envtest-bin broker interop-brokers $(HELM) tmux ## Run every test against a real apiserver and mosquitto, one round trip per interop broker, and the Helm chart.
+	$(TOOLS_ENV) go test $(GO_TEST_FLAGS) ./...
+
+# `make test` runs one QoS 1 round trip per interop broker; this runs every
+# feature on every broker. INTEROP_BROKERS=nats,aedes picks brokers.
+INTEROP_BROKERS ?=
+.PHONY: interop
+interop: broker interop-brokers ## Run the client's feature tests against mosquitto, mochi-mqtt, nats-server, aedes and RabbitMQ.
+	$(INTEROP_ENV) HERALD_INTEROP=full HERALD_INTEROP_BROKERS=$(INTEROP_BROKERS) \
+		go test -race -count=1 -timeout 10m -run '^TestInterop' -v ./mqtt/ ./internal/testenv/
 
 # `make test` runs the fault loops small (300 devices, 5 kills, with -race);
 # this runs them at full size, without -race, which would slow 2,000
@@ -82,6 +103,29 @@ envtest-bin: ## Build kube-apiserver, kubectl and etcd from the module proxy int
 .PHONY: broker
 broker: ## Make sure mosquitto 2.x is installed (from apt when missing).
 	@hack/ensure-mosquitto.sh
+
+.PHONY: tmux
+tmux: ## Make sure tmux is installed (from apt when missing): the kubectl plugin's terminal test drives it.
+	@command -v tmux >/dev/null || { echo ">> installing tmux from apt"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tmux >/dev/null; }
+
+.PHONY: interop-brokers
+interop-brokers: interop-apt $(MOCHI) $(AEDES) ## Build mochi-mqtt and install aedes into bin/, nats-server and RabbitMQ from apt when missing.
+
+$(MOCHI): hack/interop/mochi/main.go hack/interop/mochi/go.mod hack/interop/mochi/go.sum
+	@echo ">> go build: bin/mochi-mqtt from hack/interop/mochi"
+	cd hack/interop/mochi && go build -o $@ .
+
+# The stamp names the version, so changing AEDES_VERSION reinstalls.
+$(AEDES): | interop-apt
+	rm -rf $(LOCALBIN)/aedes
+	npm install --prefix $(LOCALBIN)/aedes --no-audit --no-fund --loglevel=error aedes@$(AEDES_VERSION)
+	touch $@
+
+# nats-server and RabbitMQ come from apt, like mosquitto; this also checks
+# for the Node.js that aedes needs.
+.PHONY: interop-apt
+interop-apt:
+	@hack/interop/ensure-brokers.sh
 
 ##@ Build
 
