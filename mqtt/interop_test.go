@@ -219,10 +219,9 @@ func interopConnect(t *testing.T, b *testenv.InteropBroker, v mqtt.Version) {
 			t.Logf("%s refuses MQTT 5.0 with %v", b.Kind, refused)
 		case errors.Is(err, packet.ErrReasonCode):
 			// MQTT 3.1.1 has a server refuse a protocol level it lacks
-			// with return code 0x01 [MQTT-3.1.2-2], in a 3.1.1 CONNACK.
-			t.Skipf("client defect (found by this test; issue 13): %s refuses MQTT 5.0 with a 3.1.1 CONNACK, "+
-				"return code 0x01 (unacceptable protocol version), which the client reports as a malformed "+
-				"packet, not as a *ConnectError: %v", b.Kind, err)
+			// with return code 0x01 [MQTT-3.1.2-2], in a 3.1.1 CONNACK:
+			// a refusal, which must not read as a malformed packet.
+			t.Fatalf("%s refuses MQTT 5.0 with a 3.1.1 CONNACK, reported as a malformed packet, not a *ConnectError: %v", b.Kind, err)
 		default:
 			t.Logf("%s refuses MQTT 5.0 by closing the connection: %v", b.Kind, err)
 		}

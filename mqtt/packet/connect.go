@@ -231,6 +231,12 @@ func (p *Connack) unmarshal(v Version, _ byte, r reader) error {
 	p.SessionPresent = flags&0x01 != 0
 	p.Properties.Reset()
 	if v == V5 {
+		if p.ReasonCode == V311UnacceptableProtocolVersion && r.remaining() == 0 {
+			// A 3.1.1 server refuses the protocol level it lacks with
+			// a 3.1.1 CONNACK, return code 0x01 [MQTT-3.1.2-2]: that is
+			// a refusal, in the one code MQTT 5.0 has for it.
+			p.ReasonCode = UnsupportedProtocolVersion
+		}
 		if !p.ReasonCode.ValidFor(TypeConnack) {
 			return errorf(ErrReasonCode, "CONNACK 0x%02X", byte(p.ReasonCode))
 		}

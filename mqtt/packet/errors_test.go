@@ -702,3 +702,17 @@ func TestReasonCodeError(t *testing.T) {
 		t.Errorf("String of an unassigned code = %q, want %q", got, want)
 	}
 }
+
+// TestConnackV311RefusalOfV5: a 3.1.1 server answers an MQTT 5.0 CONNECT
+// with a two-byte CONNACK, return code 0x01; the client reads it as the
+// refusal it is (0x84), not as a malformed packet. A v5 CONNACK with
+// properties and code 0x01 stays malformed.
+func TestConnackV311RefusalOfV5(t *testing.T) {
+	var p packet.Connack
+	if err := p.Unmarshal(packet.V5, 0, []byte{0x00, 0x01}); err != nil || p.ReasonCode != packet.UnsupportedProtocolVersion {
+		t.Fatalf("3.1.1 refusal read as %v, %v; want 0x84", p.ReasonCode, err)
+	}
+	if err := p.Unmarshal(packet.V5, 0, []byte{0x00, 0x01, 0x00}); !errors.Is(err, packet.ErrReasonCode) {
+		t.Fatalf("v5 CONNACK with code 0x01: %v, want ErrReasonCode", err)
+	}
+}
