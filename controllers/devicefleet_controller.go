@@ -2,11 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -27,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/brokerconn"
 	"github.com/heraldiot/herald/internal/fleet"
-	"github.com/heraldiot/herald/mqtt"
 )
 
 // +kubebuilder:rbac:groups=herald.dev,resources=devicefleets,verbs=get;list;watch
@@ -145,7 +140,7 @@ func (r *DeviceFleetReconciler) forget(key types.NamespacedName) {
 func (r *DeviceFleetReconciler) config(ctx context.Context, f *v1.DeviceFleet) (fleet.Config, time.Duration, error) {
 	key := client.ObjectKeyFromObject(f)
 	b := f.Spec.Broker
-	usesSecrets := b.CredentialsSecretRef != nil || (b.TLS != nil && (b.TLS.CASecretRef != nil || b.TLS.ClientCertSecretRef != nil))
+	usesSecrets := brokerconn.UsesSecrets(&b)
 	recheck := time.Duration(0)
 	if usesSecrets {
 		recheck = secretRecheck
@@ -201,18 +196,6 @@ func (r *DeviceFleetReconciler) clientIDConflict(ctx context.Context, f *v1.Devi
 		}
 	}
 	return "", nil
-}
-
-// defaultClientID names a fleet's MQTT session after it, readable in
-// broker logs, with a hash of namespace and name that keeps fleets apart
-// whose joined names would be equal ("a-b"/"c" and "a"/"b-c") or cut.
-func defaultClientID(namespace, name string) string {
-	sum := sha256.Sum256([]byte(namespace + "/" + name))
-	base := "herald-" + namespace + "-" + name
-	if len(base) > 48 {
-		base = base[:48]
-	}
-	return base + "-" + hex.EncodeToString(sum[:5])
 }
 
 func (r *DeviceFleetReconciler) summarise(f *v1.DeviceFleet, s *fleet.Session) {
@@ -319,83 +302,29 @@ func topN(counts map[string]int, n int) []v1.ValueCount {
 }
 
 // brokerConfig resolves the fleet's broker settings, reading credentials
-// and TLS material from Secrets. Secret contents are never logged.
+// and TLS material from Secrets (brokerconn, shared with kubectl-herald).
+// Secret contents are never logged.
 func (r *DeviceFleetReconciler) brokerConfig(ctx context.Context, f *v1.DeviceFleet) (fleet.Config, error) {
-	b := &f.Spec.Broker
+	set, err := brokerconn.Resolve(f, func(name string) (*corev1.Secret, error) {
+		var s corev1.Secret
+		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, &s); err != nil {
+			return nil, err
+		}
+		return &s, nil
+	})
 	cfg := fleet.Config{
-		URLs:      b.URLs,
-		Version:   mqtt.V5,
-		ClientID:  b.ClientID,
-		KeepAlive: 30 * time.Second,
-		TopicRoot: f.Spec.TopicRoot,
+		URLs: set.URLs, Version: set.Version, ClientID: set.ClientID, KeepAlive: set.KeepAlive,
+		Username: set.Username, Password: set.Password, TLS: set.TLS, TLSFingerprint: set.TLSFingerprint,
+		TopicRoot:      f.Spec.TopicRoot,
+		ResyncInterval: 10 * time.Minute,
 	}
-	if b.ProtocolVersion == v1.ProtocolV311 {
-		cfg.Version = mqtt.V311
-	}
-	if cfg.ClientID == "" {
-		cfg.ClientID = defaultClientID(f.Namespace, f.Name)
-	}
-	if b.KeepAlive != nil {
-		cfg.KeepAlive = b.KeepAlive.Duration
-	}
-	cfg.ResyncInterval = 10 * time.Minute
 	if f.Spec.ResyncInterval != nil {
 		cfg.ResyncInterval = f.Spec.ResyncInterval.Duration
 	}
 	if f.Spec.MaxDevices != nil {
 		cfg.MaxDevices = int(*f.Spec.MaxDevices)
 	}
-	secret := func(name string) (*corev1.Secret, error) {
-		var s corev1.Secret
-		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, &s); err != nil {
-			return nil, fmt.Errorf("secret %q: %w", name, err)
-		}
-		return &s, nil
-	}
-	if ref := b.CredentialsSecretRef; ref != nil {
-		s, err := secret(ref.Name)
-		if err != nil {
-			return cfg, err
-		}
-		user, ok := s.Data["username"]
-		if !ok {
-			return cfg, fmt.Errorf("secret %q has no key \"username\"", ref.Name)
-		}
-		cfg.Username, cfg.Password = string(user), s.Data["password"]
-	}
-	if t := b.TLS; t != nil {
-		tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-		h := sha256.New()
-		if ref := t.CASecretRef; ref != nil {
-			s, err := secret(ref.Name)
-			if err != nil {
-				return cfg, err
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(s.Data["ca.crt"]) {
-				return cfg, fmt.Errorf("secret %q: key \"ca.crt\" holds no PEM certificate", ref.Name)
-			}
-			tc.RootCAs = pool
-			h.Write(s.Data["ca.crt"])
-		}
-		if ref := t.ClientCertSecretRef; ref != nil {
-			s, err := secret(ref.Name)
-			if err != nil {
-				return cfg, err
-			}
-			cert, err := tls.X509KeyPair(s.Data["tls.crt"], s.Data["tls.key"])
-			if err != nil {
-				return cfg, fmt.Errorf("secret %q: tls.crt/tls.key: %w", ref.Name, errors.Unwrap(err))
-			}
-			tc.Certificates = []tls.Certificate{cert}
-			h.Write(s.Data["tls.crt"])
-			h.Write(s.Data["tls.key"])
-		}
-		fmt.Fprintf(h, "|%s|%t", t.ServerName, t.InsecureSkipVerify)
-		cfg.TLS = tc
-		cfg.TLSFingerprint = hex.EncodeToString(h.Sum(nil))
-	}
-	return cfg, nil
+	return cfg, err
 }
 
 // clientIDIndex indexes fleets by the client ID they set.

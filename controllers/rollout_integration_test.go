@@ -292,12 +292,7 @@ func TestLateJoinerIncluded(t *testing.T) {
 	before := waitPhase(t, ns, "r", v1.PhaseWaitingForApproval, 60*time.Second).Status.Totals
 
 	// An ID in a first-wave cohort that no earlier device used.
-	id := ""
-	for i := 0; id == ""; i++ {
-		if c := fmt.Sprintf("late-%d", i); protocol.Cohort(c) < 10 {
-			id = c
-		}
-	}
+	id := idInCohort("late", 10)
 	d, err := devicesim.New(devicesim.Config{ID: id, Model: "sensor", FirmwareVersion: "1.0.0", HardwareRevision: "r2",
 		Broker: broker.URL(), Version: mqtt.V5, TopicRoot: root})
 	if err != nil {

@@ -1,4 +1,4 @@
-package controllers
+package brokerconn
 
 import (
 	"strings"
@@ -15,7 +15,7 @@ func TestDefaultClientIDsDoNotCollide(t *testing.T) {
 		{{long, "a"}, {long, "b"}},
 	}
 	for _, p := range pairs {
-		a, b := defaultClientID(p[0][0], p[0][1]), defaultClientID(p[1][0], p[1][1])
+		a, b := DefaultClientID(p[0][0], p[0][1]), DefaultClientID(p[1][0], p[1][1])
 		if a == b {
 			t.Errorf("%v and %v share the client ID %q", p[0], p[1], a)
 		}
@@ -25,7 +25,7 @@ func TestDefaultClientIDsDoNotCollide(t *testing.T) {
 			}
 		}
 	}
-	if got := defaultClientID("plant", "sensors"); !strings.HasPrefix(got, "herald-plant-sensors-") {
+	if got := DefaultClientID("plant", "sensors"); !strings.HasPrefix(got, "herald-plant-sensors-") {
 		t.Errorf("client ID %q does not name its fleet", got)
 	}
 }
