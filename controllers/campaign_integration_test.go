@@ -475,6 +475,13 @@ func TestRollbackToPreviousVersion(t *testing.T) {
 	if updated == 0 {
 		t.Fatal("no device took the first wave")
 	}
+	// Devices order notices by creation time in whole seconds: the
+	// rollback is created in a later second than the rollout it undoes,
+	// as docs/operator.md asks.
+	created := getRollout(t, ns, "bad").CreationTimestamp.Time
+	eventually(t, 10*time.Second, "a second after the bad rollout's creation", func() (bool, string) {
+		return time.Now().Truncate(time.Second).After(created), ""
+	})
 	back := rollout(ns, "rollback", "fleet", pct(100))
 	back.Spec.Firmware.Version = "1.0.0"
 	back.Spec.Firmware.URL = "https://fw.example/sensor-1.0.0.bin"

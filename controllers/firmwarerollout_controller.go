@@ -191,7 +191,7 @@ func (r *FirmwareRolloutReconciler) notReady(ro *v1.FirmwareRollout, reason, msg
 }
 
 // superseded applies the documented rule: a newer rollout (by creation
-// time, then name) for the same fleet that is not canceled or aborted takes
+// time, then UID, the order devices use for notices) for the same fleet that is not canceled or aborted takes
 // over the models it shares with this one. It returns those models.
 func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.FirmwareRollout) (map[string]bool, error) {
 	var list v1.FirmwareRolloutList
@@ -209,7 +209,7 @@ func (r *FirmwareRolloutReconciler) superseded(ctx context.Context, ro *v1.Firmw
 			continue
 		}
 		newer := o.CreationTimestamp.After(ro.CreationTimestamp.Time) ||
-			(o.CreationTimestamp.Equal(&ro.CreationTimestamp) && o.Name > ro.Name)
+			(o.CreationTimestamp.Equal(&ro.CreationTimestamp) && o.UID > ro.UID)
 		if !newer {
 			continue
 		}
