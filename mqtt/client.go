@@ -27,7 +27,9 @@ import (
 //     started, closed and the lifetime context).
 //  2. conn.acks.mu: one connection's acknowledgements owed, in arrival
 //     order (ack.go).
-//  3. conn.wmu: one connection's write buffer and its closed flag.
+//  3. conn.wmu: one connection's write buffer and its closed flag,
+//     touched only by conn's own methods (queuePublish, queueResend,
+//     writePacket, writeRaw, ...), never by the Client directly.
 //  4. the Store's own lock: Store methods are called under any of them.
 //
 // router.mu and handlerQueue.mu are leaves: nothing else is locked while
@@ -617,7 +619,6 @@ func (c *Client) install(cn *conn, ack *Connack, run context.Context) error {
 			c.log.Error(err, "clearing inbound QoS 2 state from the session store")
 		}
 	}
-	cn.wmu.Lock()
 	if !ack.SessionPresent {
 		for _, rec := range c.subs {
 			c.resubscribeLocked(cn, rec)
@@ -627,14 +628,8 @@ func (c *Client) install(cn *conn, ack *Connack, run context.Context) error {
 	err := c.store.Outbound(func(id uint16, encoded []byte) bool {
 		isPublish := encoded[0]>>4 == byte(packet.TypePublish)
 		switch {
-		case ack.SessionPresent && isPublish:
-			c.stats.sent.add(packet.TypePublish, len(encoded))
-			start := len(cn.wbuf)
-			cn.wbuf = append(cn.wbuf, encoded...)
-			cn.wbuf[start] |= 0x08 // DUP [MQTT-3.3.1-1]
 		case ack.SessionPresent, isPublish:
-			c.stats.sent.add(packet.Type(encoded[0]>>4), len(encoded))
-			cn.wbuf = append(cn.wbuf, encoded...)
+			cn.queueResend(encoded, ack.SessionPresent && isPublish)
 		default:
 			// A PUBREL whose server-side state is gone: the server took
 			// the message at PUBREC, so the flow is complete.
@@ -647,7 +642,6 @@ func (c *Client) install(cn *conn, ack *Connack, run context.Context) error {
 		}
 		return true
 	})
-	cn.wmu.Unlock()
 	if err != nil {
 		c.log.Error(err, "reading the session store")
 	}

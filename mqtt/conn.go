@@ -328,6 +328,56 @@ func (cn *conn) appendPublishLocked(p *packet.Publish, callerAlias uint16) (enco
 	return encoded, true, err
 }
 
+// queuePublish queues p with its topic alias (appendPublishLocked) and
+// wakes the writer. keep, when not nil, is given the bytes to remember
+// for a resend before any writer can send them, and its error is
+// returned; the caller holds Client.mu, which orders keep with a
+// reconnect's resend. buffered is the write buffer's length afterwards,
+// for waitDrained. It returns ErrNotConnected when the connection takes
+// no more packets, and closes a connection whose server stopped reading.
+func (cn *conn) queuePublish(p *packet.Publish, callerAlias uint16, keep func(encoded []byte, aliased bool) error) (buffered int, err error) {
+	cn.wmu.Lock()
+	if cn.closed {
+		cn.wmu.Unlock()
+		return 0, ErrNotConnected
+	}
+	encoded, aliased, err := cn.appendPublishLocked(p, callerAlias)
+	if err == nil && keep != nil {
+		err = keep(encoded, aliased)
+	}
+	if err == nil {
+		cn.wakeWriterLocked()
+	}
+	buffered = len(cn.wbuf)
+	cn.wmu.Unlock()
+	cn.closeIfOverflowed(err)
+	return buffered, err
+}
+
+// queueResend queues a packet of the session as the Store holds it, with
+// DUP set on a PUBLISH sent before [MQTT-3.3.1-1]. install calls it, and
+// queueBeforeStart, before start: no writer runs yet and nothing bounds
+// the buffer, since the resend is the session's own state.
+func (cn *conn) queueResend(encoded []byte, dup bool) {
+	cn.wmu.Lock()
+	start := len(cn.wbuf)
+	cn.wbuf = append(cn.wbuf, encoded...)
+	if dup {
+		cn.wbuf[start] |= 0x08
+	}
+	cn.wmu.Unlock()
+	cn.c.stats.sent.add(packet.Type(encoded[0]>>4), len(encoded))
+}
+
+// queueBeforeStart encodes p into the buffer start will write; see
+// queueResend.
+func (cn *conn) queueBeforeStart(p packet.Packet) error {
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	_, err := cn.appendLocked(p)
+	return err
+}
+
 // writePacket queues p. It fails when the connection has ended.
 func (cn *conn) writePacket(p packet.Packet) error {
 	cn.wmu.Lock()
@@ -496,13 +546,21 @@ func (cn *conn) keepAliveDue() {
 }
 
 // keepAliveStep sends PINGREQ when the link has been quiet for a keepalive
-// interval in either direction, and declares it dead when the answer does
-// not come within pingTimeout [MQTT-3.1.2-23]. It returns when to check
-// next. Each step is taken a little early, since timers fire late, so a
-// dead link is declared by keepalive + ping timeout, never after.
+// interval, and declares it dead when the answer to a ping does not come
+// within pingTimeout [MQTT-3.1.2-23]. It returns when to check next. Each
+// step is taken a little early, since timers fire late, so a dead link is
+// declared by keepalive + ping timeout, never after.
+//
+// The two clocks run apart. While a ping is unanswered, "quiet" means
+// nothing sent: the server drops a client silent for 1.5× the keepalive
+// [MQTT-3.1.2-24], so a ping timeout longer than the keepalive must not
+// hold back the next PINGREQ. Otherwise silence either way counts, so a
+// link we only write to is still probed.
 func (cn *conn) keepAliveStep(now time.Time) (time.Duration, error) {
 	n := now.UnixNano()
 	recv := cn.lastRecv.Load()
+	quiet := min(cn.lastSend.Load(), recv)
+	next := time.Duration(-1) // when the ping times out, if one is unanswered
 	if sent := cn.pingSent.Load(); sent != 0 {
 		switch due := time.Duration(sent-n) + cn.pingTimeout - cn.early; {
 		case recv >= sent:
@@ -515,17 +573,26 @@ func (cn *conn) keepAliveStep(now time.Time) (time.Duration, error) {
 		case due <= 0:
 			return 0, ErrKeepAliveTimeout
 		default:
-			return due, nil
+			next = due
+			quiet = cn.lastSend.Load()
 		}
 	}
-	quiet := min(cn.lastSend.Load(), recv)
 	if due := time.Duration(quiet-n) + cn.keepAlive - cn.early; due > 0 {
+		if next >= 0 {
+			return min(next, due), nil
+		}
 		return due, nil
 	}
 	cn.releaseWriteBuffers()
-	cn.pingSent.Store(n)
+	if next < 0 {
+		// The timeout runs from the first unanswered ping: a second one
+		// sent while it waits does not extend it.
+		cn.pingSent.Store(n)
+		next = cn.pingTimeout - cn.early
+	}
+	cn.lastSend.Store(n) // the flush will too; a check before it must not ping again
 	cn.writeRaw([]byte{0xC0, 0})
-	return cn.pingTimeout - cn.early, nil
+	return min(next, cn.keepAlive-cn.early), nil
 }
 
 // releaseWriteBuffers lets the write buffers go when nothing is queued.

@@ -475,14 +475,13 @@ func interopWildcards(t *testing.T, b *testenv.InteropBroker, v mqtt.Version) {
 func interopKeepAlive(t *testing.T, b *testenv.InteropBroker, v mqtt.Version) {
 	// Two seconds, not one: the cases of all brokers run at once, and on a
 	// 2-core machine under the race detector a PINGRESP can take most of a
-	// second to be read. The ping timeout is no longer than the keepalive,
-	// since the client sends its next PINGREQ only when the last one's
-	// timeout has passed: a longer one leaves the link quiet past 1.5× the
-	// keepalive, and the broker drops it.
+	// second to be read. The ping timeout is twice the keepalive: pings
+	// must still go out every keepalive, or the broker drops the client at
+	// 1.5× it.
 	const keepAlive = 2 * time.Second
 	lost := make(chan error, 1)
 	c := dialInterop(t, b, mqtt.Options{Version: v, ClientID: interopID("keepalive", v), CleanStart: true,
-		KeepAlive: keepAlive, PingTimeout: keepAlive, DisableAutoReconnect: true,
+		KeepAlive: keepAlive, PingTimeout: 2 * keepAlive, DisableAutoReconnect: true,
 		OnConnectionLost: func(_ *mqtt.Client, err error) { lost <- err }})
 	if ka := c.ServerInfo().KeepAlive; ka != keepAlive {
 		t.Logf("%s set the keepalive to %v", b.Kind, ka)

@@ -34,7 +34,9 @@ type Options struct {
 	// KeepAlive is the keepalive interval (default 30s; negative disables it).
 	KeepAlive time.Duration
 	// PingTimeout is how long to wait for PINGRESP (default KeepAlive/2), so
-	// a dead link is detected within 1.5×KeepAlive.
+	// a dead link is detected within 1.5×KeepAlive. It may be longer than
+	// KeepAlive, for links with long round trips: pings keep going out every
+	// KeepAlive while an earlier one waits for its answer.
 	PingTimeout time.Duration
 	// ConnectTimeout bounds dialing plus the CONNECT/CONNACK exchange (default 10s).
 	ConnectTimeout time.Duration

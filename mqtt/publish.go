@@ -170,18 +170,9 @@ func (c *Client) publishQoS0(m *Message) error {
 		return ErrNotConnected
 	}
 	c.fillPublishLocked(m, 0)
-	cn.wmu.Lock()
-	var err error
-	if cn.closed {
-		err = ErrNotConnected
-	} else if _, _, err = cn.appendPublishLocked(c.pub, c.pubAlias); err == nil {
-		cn.wakeWriterLocked()
-	}
-	buffered := len(cn.wbuf)
-	cn.wmu.Unlock()
+	buffered, err := cn.queuePublish(c.pub, c.pubAlias, nil)
 	c.mu.Unlock()
 	if err != nil {
-		cn.closeIfOverflowed(err)
 		return err
 	}
 	cn.waitDrained(buffered, cn.ctx.Done())
@@ -210,26 +201,18 @@ func (c *Client) fillPublishLocked(m *Message, id uint16) {
 // in the store for the next one, like one published while disconnected.
 func (c *Client) sendPublishLocked(id uint16) error {
 	if cn := c.conn; cn != nil {
-		cn.wmu.Lock()
-		if !cn.closed {
-			encoded, aliased, err := cn.appendPublishLocked(c.pub, c.pubAlias)
-			if err == nil && aliased {
-				c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version)
+		_, err := cn.queuePublish(c.pub, c.pubAlias, func(encoded []byte, aliased bool) error {
+			if aliased {
+				var err error
+				if c.scratch, err = c.pub.Append(c.scratch[:0], c.opts.Version); err != nil {
+					return err
+				}
 				encoded = c.scratch
 			}
-			if err == nil {
-				err = c.store.PutOutbound(id, encoded)
-			}
-			if err == nil {
-				cn.wakeWriterLocked()
-			}
-			cn.wmu.Unlock()
-			if !errors.Is(err, ErrWriteBufferFull) {
-				return err
-			}
-			cn.closeIfOverflowed(err)
-		} else {
-			cn.wmu.Unlock()
+			return c.store.PutOutbound(id, encoded)
+		})
+		if !errors.Is(err, ErrWriteBufferFull) && !errors.Is(err, ErrNotConnected) {
+			return err
 		}
 	}
 	var err error

@@ -254,7 +254,7 @@ func (c *Client) UnsubscribeWith(ctx context.Context, req UnsubscribeRequest) ([
 // publishes being resent, so the server has the subscriptions before it
 // routes them, and the client receives its own in-flight messages on
 // topics it subscribes to. Nobody waits for the SUBACK; refusals are
-// logged when it arrives. c.mu and cn.wmu are held.
+// logged when it arrives. c.mu is held.
 func (c *Client) resubscribeLocked(cn *conn, rec *subscribeRecord) {
 	p := &packet.Subscribe{}
 	for _, s := range rec.req.Subscriptions {
@@ -273,7 +273,7 @@ func (c *Client) resubscribeLocked(cn *conn, rec *subscribeRecord) {
 	pd := c.newPending(packet.TypeSubscribe)
 	pd.abandoned, pd.resubscribe, pd.gen = true, rec, cn.gen
 	p.PacketID = id
-	if _, err := cn.appendLocked(p); err != nil {
+	if err := cn.queueBeforeStart(p); err != nil {
 		c.recycle(pd)
 		c.log.Error(err, "resubscribing")
 		return
