@@ -36,6 +36,9 @@ func MarshalNotice(n *Notice) ([]byte, error) {
 	c := *n
 	c.V = orVersion(c.V)
 	c.IssuedAt = utc(c.IssuedAt)
+	if c.Attempt == 1 {
+		c.Attempt = 0 // the first attempt is written by leaving it out
+	}
 	return marshal("notice", &c, c.Validate)
 }
 
@@ -44,6 +47,9 @@ func MarshalStatus(s *Status) ([]byte, error) {
 	c := *s
 	c.V = orVersion(c.V)
 	c.Time = utc(c.Time)
+	if c.Attempt == 1 {
+		c.Attempt = 0
+	}
 	return marshal("status", &c, c.Validate)
 }
 

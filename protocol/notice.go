@@ -38,11 +38,15 @@ func (n *Notice) AppliesTo(model, currentVersion string) (bool, error) {
 }
 
 // Supersedes reports whether a device that has both n and o should follow n:
-// n was issued later, or at the same instant by a rollout with a greater
-// UID (byte-wise), an arbitrary rule that only needs to be the same on
-// every device and in the operator. Equal UIDs and instants are the same
-// notice, delivered twice: neither supersedes the other.
+// of one rollout, n is a later attempt (a retry); otherwise n was issued
+// later, or at the same instant by a rollout with a greater UID
+// (byte-wise), an arbitrary rule that only needs to be the same on every
+// device and in the operator. Equal UIDs, attempts and instants are the
+// same notice, delivered twice: neither supersedes the other.
 func (n *Notice) Supersedes(o *Notice) bool {
+	if n.Rollout.UID == o.Rollout.UID && n.EffectiveAttempt() != o.EffectiveAttempt() {
+		return n.EffectiveAttempt() > o.EffectiveAttempt()
+	}
 	if !n.IssuedAt.Equal(o.IssuedAt) {
 		return n.IssuedAt.After(o.IssuedAt)
 	}

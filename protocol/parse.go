@@ -82,6 +82,10 @@ func ParseStatus(payload []byte) (Status, error) {
 	o.str("message", &s.Message)
 	s.Details = o.stringMap("details")
 	o.time("ts", &s.Time)
+	var attempt int64
+	if o.integer("attempt", &attempt) {
+		s.Attempt = clampAttempt(attempt)
+	}
 	return finish("status", s, o, s.Validate)
 }
 
@@ -114,6 +118,17 @@ func ParseNotice(payload []byte) (Notice, error) {
 		o.integer("size", &n.Size)
 		o.str("signature", &n.Signature)
 		o.str("releaseNotesURL", &n.ReleaseNotesURL)
+		var attempt int64
+		if o.integer("attempt", &attempt) {
+			n.Attempt = clampAttempt(attempt)
+		}
+		for _, w := range o.objects("maintenanceWindows") {
+			var mw MaintenanceWindow
+			w.str("schedule", &mw.Schedule)
+			w.integer("durationSeconds", &mw.DurationSeconds)
+			w.str("timeZone", &mw.TimeZone)
+			n.MaintenanceWindows = append(n.MaintenanceWindows, mw)
+		}
 	}
 	return finish("notice", n, o, n.Validate)
 }
@@ -188,4 +203,13 @@ func finish[T any](kind string, v T, o *members, validate func() error) (T, erro
 		return zero, fmt.Errorf("%s: %w", kind, err)
 	}
 	return v, nil
+}
+
+// clampAttempt keeps an attempt read from the wire inside int's range and
+// out of the valid one when it was out of it, for Validate to refuse.
+func clampAttempt(a int64) int {
+	if a < 0 || a > maxAttempt {
+		return -1
+	}
+	return int(a)
 }

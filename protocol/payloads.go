@@ -168,7 +168,32 @@ type Notice struct {
 	// IssuedAt orders notices: of two notices that apply to a device, it
 	// follows the one issued later (see Supersedes).
 	IssuedAt time.Time `json:"issuedAt"`
+	// Attempt numbers the rollout's offers to this device: 0 (absent) is
+	// the first, and a retry after a failure carries the next number.
+	// Of two notices of one rollout the higher attempt is the one to
+	// follow, and a device that finished an attempt acts on a higher one
+	// again. Statuses echo it.
+	Attempt int `json:"attempt,omitempty"`
+	// MaintenanceWindows, when present, are the only times the device may
+	// download and install: it accepts the notice at once and waits for a
+	// window (docs/protocol.md §10.4).
+	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
 }
+
+// MaintenanceWindow is a recurring stretch of time: it opens whenever the
+// cron Schedule fires in TimeZone and stays open for DurationSeconds.
+type MaintenanceWindow struct {
+	// Schedule is a five-field cron expression (minute hour day-of-month
+	// month day-of-week) or a descriptor such as @daily.
+	Schedule string `json:"schedule"`
+	// DurationSeconds is how long each window stays open.
+	DurationSeconds int64 `json:"durationSeconds"`
+	// TimeZone is an IANA time zone name; absent means UTC.
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// EffectiveAttempt is n's attempt counting from 1.
+func (n *Notice) EffectiveAttempt() int { return max(n.Attempt, 1) }
 
 // Validate checks the notice as ParseNotice does.
 func (n *Notice) Validate() error {
@@ -192,7 +217,8 @@ func (n *Notice) Validate() error {
 		return n.validateUpdate()
 	}
 	if n.TargetVersion != "" || len(n.Models) > 0 || n.CurrentVersion != "" || len(n.Artifacts) > 0 ||
-		n.SHA256 != "" || n.Size != 0 || n.Signature != "" || n.ReleaseNotesURL != "" {
+		n.SHA256 != "" || n.Size != 0 || n.Signature != "" || n.ReleaseNotesURL != "" ||
+		n.Attempt != 0 || len(n.MaintenanceWindows) > 0 {
 		return invalid("action", "a cancel notice carries only v, action, rollout and issuedAt")
 	}
 	return nil
@@ -244,7 +270,65 @@ func (n *Notice) validateUpdate() error {
 	if err := checkSignature("signature", n.Signature); err != nil {
 		return err
 	}
-	return checkURL("releaseNotesURL", n.ReleaseNotesURL, false)
+	if err := checkURL("releaseNotesURL", n.ReleaseNotesURL, false); err != nil {
+		return err
+	}
+	if err := checkAttempt("attempt", n.Attempt); err != nil {
+		return err
+	}
+	if len(n.MaintenanceWindows) > MaxMaintenanceWindows {
+		return invalid("maintenanceWindows", "%d entries, at most %d", len(n.MaintenanceWindows), MaxMaintenanceWindows)
+	}
+	for i := range n.MaintenanceWindows {
+		if err := n.MaintenanceWindows[i].validate(fmt.Sprintf("maintenanceWindows[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxMaintenanceWindows and MaxWindowSeconds bound a notice's windows.
+const (
+	MaxMaintenanceWindows = 8
+	MaxWindowSeconds      = 7 * 24 * 3600
+	maxAttempt            = 100
+)
+
+// validate checks the window's syntax only: whether the schedule is valid
+// cron and the zone known is the device's to judge, and the operator
+// checks both before it publishes.
+func (w *MaintenanceWindow) validate(path string) error {
+	if w.Schedule == "" {
+		return missing(path + ".schedule")
+	}
+	if len(w.Schedule) > 128 || !printableASCII(w.Schedule) {
+		return invalid(path+".schedule", "%s is not printable ASCII of at most 128 bytes", quote(w.Schedule))
+	}
+	if w.DurationSeconds < 1 || w.DurationSeconds > MaxWindowSeconds {
+		return invalid(path+".durationSeconds", "%d is not 1 to %d", w.DurationSeconds, MaxWindowSeconds)
+	}
+	if len(w.TimeZone) > 64 || strings.ContainsFunc(w.TimeZone, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("/_+-", r))
+	}) {
+		return invalid(path+".timeZone", "%s is not an IANA time zone name", quote(w.TimeZone))
+	}
+	return nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAttempt(path string, a int) error {
+	if a < 0 || a > maxAttempt {
+		return invalid(path, "%d is not 1 to %d", a, maxAttempt)
+	}
+	return nil
 }
 
 // State is where a device is with a rollout, as its Status reports.
@@ -344,7 +428,13 @@ type Status struct {
 	Details map[string]string `json:"details,omitempty"`
 	// Time is when the device published it, by its clock, if it has one.
 	Time time.Time `json:"ts,omitzero"`
+	// Attempt echoes the notice's attempt (absent for the first), so that
+	// the operator tells a report on a retry from one on an earlier try.
+	Attempt int `json:"attempt,omitempty"`
 }
+
+// EffectiveAttempt is the attempt s reports on, counting from 1.
+func (s *Status) EffectiveAttempt() int { return max(s.Attempt, 1) }
 
 // Validate checks the status as ParseStatus does.
 func (s *Status) Validate() error {
@@ -388,5 +478,8 @@ func (s *Status) Validate() error {
 	if err := checkDetails("details", s.Details); err != nil {
 		return err
 	}
-	return checkTime("ts", s.Time, false)
+	if err := checkTime("ts", s.Time, false); err != nil {
+		return err
+	}
+	return checkAttempt("attempt", s.Attempt)
 }
