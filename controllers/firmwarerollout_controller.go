@@ -22,6 +22,7 @@ import (
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/fleet"
 	"github.com/heraldiot/herald/internal/rollout"
+	"github.com/heraldiot/herald/mqtt"
 )
 
 // +kubebuilder:rbac:groups=herald.dev,resources=firmwarerollouts,verbs=get;list;watch;update;patch
@@ -44,6 +45,8 @@ type FirmwareRolloutReconciler struct {
 	Sessions *fleet.Manager
 	Recorder events.EventRecorder
 	Metrics  *Metrics
+	// Snapshots keeps the frozen target sets of Snapshot rollouts.
+	Snapshots *snapshotStore
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 
@@ -116,9 +119,18 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		grace = fl.Spec.OfflineGracePeriod.Duration
 	}
 	limiter := r.limiter(&ro)
+	var snap rollout.Snapshot
+	if ro.Spec.Targeting == v1.TargetingSnapshot && ro.Status.Snapshot != nil {
+		if snap, err = r.Snapshots.load(ctx, &ro); err != nil {
+			// Planning without it would target devices the freeze left
+			// out; nothing is published until it can be read.
+			r.notReady(&ro, v1.ReasonSnapshotUnreadable, err.Error())
+			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		}
+	}
 	state := s.State()
 	now := r.Now()
-	out := rollout.Plan(rollout.Input{
+	in := rollout.Input{
 		Rollout:          &ro,
 		Devices:          state.EachReport,
 		Notices:          state.Notices(),
@@ -129,7 +141,19 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		NoticeBudget:     limiter.notices.available(now),
 		DeviceBudget:     limiter.devices.available(now),
 		SizeHint:         state.Len(),
-	})
+		Snapshot:         snap,
+	}
+	out := rollout.Plan(in)
+	if out.TakeSnapshot != nil {
+		rec, ids, err := r.Snapshots.save(ctx, &ro, out.TakeSnapshot, now)
+		if err != nil {
+			log.Error(err, "saving the target snapshot")
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		}
+		ro.Status.Snapshot = rec
+		in.Snapshot = ids
+		out = rollout.Plan(in)
+	}
 	withdrawn, err := r.publish(ctx, s, &ro, out.Actions, out.CancelNotice, limiter)
 	if err != nil {
 		log.Error(err, "publishing notices")
@@ -238,9 +262,18 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := r.Now()
-	notice, err := noticeMessage(ro, s.Version())
-	if err != nil {
-		return 0, err
+	// One message per attempt: retries differ only in it.
+	var err error
+	notices := map[int]*mqtt.Message{}
+	for _, a := range actions {
+		if a.Withdraw || notices[max(a.Attempt, 1)] != nil {
+			continue
+		}
+		m, err := noticeMessage(ro, s.Version(), max(a.Attempt, 1))
+		if err != nil {
+			return 0, err
+		}
+		notices[max(a.Attempt, 1)] = m
 	}
 	fleetName := ro.Spec.FleetRef.Name
 	var withdrawals []rollout.Action
@@ -271,7 +304,10 @@ func (r *FirmwareRolloutReconciler) publish(ctx context.Context, s *fleet.Sessio
 	err = forEach(ctx, actions, func(a rollout.Action) error {
 		m, action := withdrawMessage(a.Topic), "withdraw"
 		if !a.Withdraw {
-			m, action = *notice, "update"
+			m, action = *notices[max(a.Attempt, 1)], "update"
+			if a.Attempt > 1 {
+				action = "retry"
+			}
 			m.Topic = a.Topic
 			limiter.notices.take(now, 1)
 			limiter.devices.take(now, a.Devices)
@@ -413,6 +449,9 @@ func (r *FirmwareRolloutReconciler) wroteStatus(uid types.UID) {
 }
 
 func (r *FirmwareRolloutReconciler) forget(uid types.UID) {
+	if r.Snapshots != nil {
+		r.Snapshots.forget(uid)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.limiters, uid)

@@ -13,10 +13,11 @@ func rolloutRef(ro *v1.FirmwareRollout) protocol.RolloutRef {
 	return protocol.RolloutRef{Namespace: ro.Namespace, Name: ro.Name, UID: string(ro.UID)}
 }
 
-// noticeMessage is the retained update notice of a rollout. Its issue time
-// is the rollout's creation time, so republishing it yields the same bytes
-// and devices order competing notices by it.
-func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version) (*mqtt.Message, error) {
+// noticeMessage is the retained update notice of a rollout, for the given
+// attempt (1, or a retry's). Its issue time is the rollout's creation
+// time, so republishing it yields the same bytes and devices order
+// competing notices by it.
+func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, attempt int) (*mqtt.Message, error) {
 	fw := &ro.Spec.Firmware
 	n := protocol.Notice{
 		Action:          protocol.ActionUpdate,
@@ -28,6 +29,12 @@ func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version) (*mqtt.Message,
 		Signature:       fw.Signature,
 		ReleaseNotesURL: fw.ReleaseNotesURL,
 		IssuedAt:        ro.CreationTimestamp.UTC(),
+		Attempt:         attempt,
+	}
+	for _, w := range ro.Spec.MaintenanceWindows {
+		n.MaintenanceWindows = append(n.MaintenanceWindows, protocol.MaintenanceWindow{
+			Schedule: w.Schedule, DurationSeconds: int64(w.Duration.Seconds()), TimeZone: w.TimeZone,
+		})
 	}
 	if ro.Spec.Selector != nil {
 		n.CurrentVersion = ro.Spec.Selector.CurrentVersion

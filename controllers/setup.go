@@ -42,5 +42,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := fleets.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	return (&FirmwareRolloutReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder, Metrics: metrics}).SetupWithManager(ctx, mgr)
+	return (&FirmwareRolloutReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder, Metrics: metrics,
+		Snapshots: newSnapshotStore(mgr.GetClient(), mgr.GetAPIReader())}).SetupWithManager(ctx, mgr)
 }

@@ -86,6 +86,113 @@ type FirmwareRolloutSpec struct {
 	// Schedule bounds when the rollout publishes notices.
 	// +optional
 	Schedule *Schedule `json:"schedule,omitempty"`
+
+	// MaintenanceWindows are the only times new notices go out, and the
+	// only times devices may download and install: each notice carries
+	// them. The device timeout counts only time inside a window, so a
+	// device waiting for its window is not timed out. None means always.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
+
+	// Targeting decides which devices the rollout targets over time.
+	// Dynamic (the default) keeps evaluating the selector: devices that
+	// join the fleet or start matching later are updated too. Snapshot
+	// freezes the targeted devices when the first wave starts: devices
+	// that appear later are left alone, and notices go device by device.
+	// It cannot change once set.
+	// +optional
+	// +kubebuilder:default=Dynamic
+	// +kubebuilder:validation:Enum=Dynamic;Snapshot
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="targeting cannot change once set: create a new rollout"
+	Targeting Targeting `json:"targeting,omitempty"`
+
+	// RetryPolicy notifies failed devices again, per failure class.
+	// +optional
+	RetryPolicy *RetryPolicy `json:"retryPolicy,omitempty"`
+}
+
+// Targeting is Dynamic or Snapshot.
+type Targeting string
+
+// The targeting modes.
+const (
+	TargetingDynamic  Targeting = "Dynamic"
+	TargetingSnapshot Targeting = "Snapshot"
+)
+
+// MaintenanceWindow is a recurring stretch of time, written like a CronJob
+// schedule: it opens whenever Schedule fires in TimeZone and stays open for
+// Duration.
+type MaintenanceWindow struct {
+	// Schedule is a five-field cron expression (minute hour day-of-month
+	// month day-of-week) or a descriptor such as @daily, as in CronJob.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.contains('TZ=')",message="set the time zone in timeZone, not in the schedule"
+	Schedule string `json:"schedule"`
+
+	// Duration is how long each window stays open, at most a week.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="duration must be between 1m and 168h"
+	Duration metav1.Duration `json:"duration"`
+
+	// TimeZone is the IANA time zone the schedule reads in, such as
+	// Europe/Berlin; empty means UTC.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9/_+-]*$`
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// RetryPolicy says how often a failed device is notified again, by why it
+// failed. Failure reasons outside these classes (signature-invalid,
+// version-mismatch, reasons Herald does not know) are never retried: a
+// retry would fail the same way, or hide a problem a person must see.
+type RetryPolicy struct {
+	// Download retries devices that failed to fetch or verify the image
+	// (download-failed, checksum-mismatch).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	Download int32 `json:"download,omitempty"`
+
+	// Install retries devices whose install did not take (install-failed,
+	// rolled-back, interrupted).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	Install int32 `json:"install,omitempty"`
+
+	// Timeout retries devices that did not answer their notice or report
+	// an outcome in time.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	Timeout int32 `json:"timeout,omitempty"`
+
+	// Rejection retries devices that declined the update (low battery,
+	// no space): none by default, as a device's refusal is usually its
+	// owner's decision.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	Rejection int32 `json:"rejection,omitempty"`
+
+	// Backoff is how long after a failure the first retry goes out; it
+	// doubles with each further retry of the device, up to MaxBackoff.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="backoff must be at least 1s"
+	Backoff *metav1.Duration `json:"backoff,omitempty"`
+
+	// MaxBackoff caps the backoff.
+	// +optional
+	// +kubebuilder:default="1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="maxBackoff must be at least 1s"
+	MaxBackoff *metav1.Duration `json:"maxBackoff,omitempty"`
 }
 
 // Schedule is when a rollout may publish notices.
@@ -395,6 +502,17 @@ type DeviceTotals struct {
 	Skipped int32 `json:"skipped,omitempty"`
 	// Offline targeted devices that have not finished.
 	Offline int32 `json:"offline"`
+	// Retrying devices failed and wait for their retry (spec.retryPolicy);
+	// they count in none of the states above until they answer it.
+	// +optional
+	Retrying int32 `json:"retrying,omitempty"`
+	// Retries is how many retry notices devices were given in all.
+	// +optional
+	Retries int32 `json:"retries,omitempty"`
+	// RetriesExhausted devices, among Failed and Rejected, failed on
+	// their last allowed retry.
+	// +optional
+	RetriesExhausted int32 `json:"retriesExhausted,omitempty"`
 }
 
 // DeviceFailure is one failed or rejecting device, kept as a sample for
@@ -466,6 +584,22 @@ type FirmwareRolloutStatus struct {
 	// Preview is what the rollout would do, while spec.dryRun holds it.
 	// +optional
 	Preview *RolloutPreview `json:"preview,omitempty"`
+
+	// Snapshot is the frozen target set of a rollout with Snapshot
+	// targeting, once its first wave has started.
+	// +optional
+	Snapshot *TargetSnapshot `json:"snapshot,omitempty"`
+}
+
+// TargetSnapshot records where a rollout's frozen target set is kept.
+type TargetSnapshot struct {
+	// Devices is how many devices it holds.
+	Devices int32 `json:"devices"`
+	// Time is when it was taken.
+	Time metav1.Time `json:"time"`
+	// ConfigMaps, in the rollout's namespace and owned by it, hold the
+	// device IDs: gzip-compressed, one per line, in order.
+	ConfigMaps []string `json:"configMaps"`
 }
 
 // RolloutPreview is a dry run's account of a rollout.

@@ -2,7 +2,9 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/testenv"
@@ -120,10 +123,32 @@ func TestRolloutValidation(t *testing.T) {
 		{"unknown failure action", func(r *v1.FirmwareRollout) {
 			r.Spec.FailurePolicy = &v1.FailurePolicy{MaxFailed: ptr.To[int32](1), Action: "Explode"}
 		}, `supported values: "Pause", "Abort"`},
+		{"retry policy", func(r *v1.FirmwareRollout) {
+			r.Spec.RetryPolicy = &v1.RetryPolicy{Download: 3, Timeout: 1, Backoff: &metav1.Duration{Duration: time.Minute}}
+		}, ""},
+		{"too many retries", func(r *v1.FirmwareRollout) { r.Spec.RetryPolicy = &v1.RetryPolicy{Install: 11} },
+			"should be less than or equal to 10"},
+		{"retry backoff zero", func(r *v1.FirmwareRollout) {
+			r.Spec.RetryPolicy = &v1.RetryPolicy{Install: 1, Backoff: &metav1.Duration{}}
+		}, "backoff must be at least 1s"},
+		{"maintenance window", func(r *v1.FirmwareRollout) {
+			r.Spec.MaintenanceWindows = []v1.MaintenanceWindow{{Schedule: "0 2 * * 1-5", Duration: metav1.Duration{Duration: 3 * time.Hour}, TimeZone: "Europe/Berlin"}}
+		}, ""},
+		{"window too long", func(r *v1.FirmwareRollout) {
+			r.Spec.MaintenanceWindows = []v1.MaintenanceWindow{{Schedule: "@daily", Duration: metav1.Duration{Duration: 200 * time.Hour}}}
+		}, "duration must be between 1m and 168h"},
+		{"window zone in the schedule", func(r *v1.FirmwareRollout) {
+			r.Spec.MaintenanceWindows = []v1.MaintenanceWindow{{Schedule: "CRON_TZ=UTC 0 2 * * *", Duration: metav1.Duration{Duration: time.Hour}}}
+		}, "set the time zone in timeZone"},
+		{"window zone with a space", func(r *v1.FirmwareRollout) {
+			r.Spec.MaintenanceWindows = []v1.MaintenanceWindow{{Schedule: "@daily", Duration: metav1.Duration{Duration: time.Hour}, TimeZone: "Europe Berlin"}}
+		}, "timeZone"},
+		{"unknown targeting", func(r *v1.FirmwareRollout) { r.Spec.Targeting = "Sometimes" },
+			`supported values: "Dynamic", "Snapshot"`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := validRollout("r" + string(rune('a'+i)))
+			r := validRollout(fmt.Sprintf("r%d", i))
 			tt.mutate(r)
 			err := k8s.Create(ctx, r)
 			switch {
@@ -168,5 +193,59 @@ func TestFleetValidation(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Targeting decides what a rollout is for; changing it half way would
+// make the rollout a different one.
+func TestTargetingIsImmutable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := validRollout("snapshot-immutable")
+	r.Spec.Targeting = v1.TargetingSnapshot
+	if err := k8s.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.Spec.Targeting = v1.TargetingDynamic
+	err := k8s.Update(ctx, r)
+	if err == nil || !strings.Contains(err.Error(), "targeting cannot change once set") {
+		t.Fatalf("changing targeting: %v, want the immutability message", err)
+	}
+	var got v1.FirmwareRollout
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(r), &got); err != nil {
+		t.Fatal(err)
+	}
+	if def := validRollout("defaulted"); k8s.Create(ctx, def) == nil {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(def), def); err != nil || def.Spec.Targeting != v1.TargetingDynamic {
+			t.Fatalf("targeting defaults to %q (%v), want Dynamic", def.Spec.Targeting, err)
+		}
+	}
+}
+
+// The samples are what people copy first: each must be accepted as is.
+func TestSamplesAreValid(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	files, err := filepath.Glob("../../config/samples/herald_v1alpha1_*.yaml")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("samples: %v %v", files, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var obj client.Object = &v1.FirmwareRollout{}
+		if strings.Contains(string(data), "kind: DeviceFleet") {
+			obj = &v1.DeviceFleet{}
+		}
+		if err := yaml.UnmarshalStrict(data, obj); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		obj.SetNamespace("default")
+		obj.SetName("sample-" + obj.GetName())
+		if err := k8s.Create(ctx, obj); err != nil {
+			t.Errorf("%s rejected: %v", filepath.Base(f), err)
+		}
 	}
 }

@@ -35,6 +35,10 @@ type Behavior struct {
 	ProgressInterval time.Duration
 	// Hang makes every device accept and then never report an outcome.
 	Hang bool
+	// SucceedOnAttempt, when above 0, makes every update from that
+	// notice attempt on succeed (a retry, docs/protocol.md §10.2), so a
+	// test knows exactly what its retries will bring.
+	SucceedOnAttempt int
 	// Fetch, when set, downloads the artifact and checks it (see
 	// HTTPFetch). An error fails the update with download-failed, or
 	// checksum-mismatch when it wraps ErrChecksumMismatch.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldiot/herald/internal/window"
 	"github.com/heraldiot/herald/mqtt"
 	"github.com/heraldiot/herald/protocol"
 )
@@ -56,16 +57,17 @@ var (
 	errShutdown           = errors.New("device stopped")
 )
 
-// noticeKey identifies a notice: the same rollout UID and issue time is the
-// same notice delivered again (docs/protocol.md §10.2, rule 2).
+// noticeKey identifies a notice: the same rollout UID, attempt and issue
+// time is the same notice delivered again (docs/protocol.md §10.2, rule 2).
 type noticeKey struct {
 	uid      string
 	issuedAt time.Time
+	attempt  int
 }
 
 // newer reports whether n should be followed rather than the notice k.
 func (k noticeKey) newer(n *protocol.Notice) bool {
-	return n.Supersedes(&protocol.Notice{Rollout: protocol.RolloutRef{UID: k.uid}, IssuedAt: k.issuedAt})
+	return n.Supersedes(&protocol.Notice{Rollout: protocol.RolloutRef{UID: k.uid}, IssuedAt: k.issuedAt, Attempt: k.attempt})
 }
 
 // job is the device's work on one update notice.
@@ -82,6 +84,7 @@ type counts struct {
 	updates                               int // notices acted on
 	succeeded, failed, rejected, canceled int
 	reboots, churned                      int
+	windowWaits                           int // jobs that checked maintenance windows
 }
 
 // Device is one simulated device. It follows docs/protocol.md: a Will and
@@ -568,7 +571,7 @@ func (d *Device) consider(n *protocol.Notice) {
 		}
 		prev.cancel(errSuperseded)
 	}
-	d.last = &noticeKey{uid: n.Rollout.UID, issuedAt: n.IssuedAt}
+	d.last = &noticeKey{uid: n.Rollout.UID, issuedAt: n.IssuedAt, attempt: n.EffectiveAttempt()}
 	d.counts.updates++
 	ctx, cancel := context.WithCancelCause(d.ctx)
 	j := &job{notice: *n, ctx: ctx, cancel: cancel, done: make(chan struct{})}
@@ -594,6 +597,9 @@ func (d *Device) run(j *job, prev *job) {
 	downloadTime := b.jittered(b.DownloadTime, d.rng.Float64())
 	installTime := b.jittered(b.InstallTime, d.rng.Float64())
 	d.mu.Unlock()
+	if b.SucceedOnAttempt > 0 && j.notice.EffectiveAttempt() >= b.SucceedOnAttempt {
+		out = Outcome{State: protocol.StateSucceeded}
+	}
 
 	if out.State == protocol.StateRejected {
 		d.report(j, protocol.StateRejected, -1, out.Reason, "")
@@ -605,6 +611,9 @@ func (d *Device) run(j *job, prev *job) {
 	if out.Hang {
 		<-j.ctx.Done()
 		d.endEarly(j)
+		return
+	}
+	if !d.awaitWindow(j) {
 		return
 	}
 	if !d.download(j, downloadTime) {
@@ -630,6 +639,40 @@ func (d *Device) run(j *job, prev *job) {
 		// once its inventory shows the new version (docs/protocol.md §10.5).
 		if d.reboot(j.notice.TargetVersion) {
 			d.report(j, protocol.StateSucceeded, -1, "", "")
+		}
+	}
+}
+
+// awaitWindow waits in accepted until one of the notice's maintenance
+// windows is open (docs/protocol.md §10.4). A notice whose windows the
+// device cannot evaluate is rejected with reason policy. It reports false
+// when the job ended.
+func (d *Device) awaitWindow(j *job) bool {
+	ws := j.notice.MaintenanceWindows
+	if len(ws) == 0 {
+		return true
+	}
+	specs := make([]window.Spec, len(ws))
+	for i, w := range ws {
+		specs[i] = window.Spec{Schedule: w.Schedule, Duration: time.Duration(w.DurationSeconds) * time.Second, TimeZone: w.TimeZone}
+	}
+	windows, err := window.Compile(specs)
+	if err != nil {
+		d.report(j, protocol.StateRejected, -1, protocol.ReasonPolicy, truncate("maintenance window: "+err.Error(), 1024))
+		return false
+	}
+	d.mu.Lock()
+	d.counts.windowWaits++
+	d.mu.Unlock()
+	for {
+		now := time.Now()
+		open, _ := windows.Next(now)
+		if !open.After(now) {
+			return true
+		}
+		if !sleep(j.ctx, open.Sub(now)) {
+			d.endEarly(j)
+			return false
 		}
 	}
 }
@@ -708,7 +751,7 @@ func (d *Device) report(j *job, s protocol.State, progress int, reason, message 
 	n := &j.notice
 	st := &protocol.Status{
 		RolloutUID: n.Rollout.UID, Rollout: n.Rollout.String(), TargetVersion: n.TargetVersion,
-		State: s, Reason: reason, Message: message, Time: time.Now(),
+		State: s, Reason: reason, Message: message, Time: time.Now(), Attempt: n.Attempt,
 	}
 	if progress >= 0 {
 		st.Progress = &progress

@@ -116,7 +116,8 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		}
 		// Reasons are free-form: each device keeps its own, and it goes
 		// with the device's next report.
-		r := Report{Rollout: s.intern(st.RolloutUID), State: st.State, Reason: st.Reason, Seen: now.Unix()}
+		r := Report{Rollout: s.intern(st.RolloutUID), State: st.State, Reason: st.Reason, Seen: now.Unix(),
+			Attempt: uint8(st.EffectiveAttempt())} // 1-100, validated
 		if !st.Time.IsZero() {
 			r.Time = st.Time.Unix()
 		}
@@ -172,8 +173,8 @@ func (s *State) applyNotice(topic string, payload []byte, now time.Time) Result 
 		// Cancel notices are not retained; nothing to track.
 		return Result{}
 	}
-	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt, SeenAt: now}
-	if old, had := s.notices[topic]; had && old.RolloutUID == ref.RolloutUID && old.IssuedAt.Equal(ref.IssuedAt) {
+	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt, SeenAt: now, Attempt: n.EffectiveAttempt()}
+	if old, had := s.notices[topic]; had && old.RolloutUID == ref.RolloutUID && old.IssuedAt.Equal(ref.IssuedAt) && old.Attempt == ref.Attempt {
 		// The broker echoing our own publish back, or a replay.
 		return Result{}
 	}

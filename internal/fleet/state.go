@@ -50,11 +50,14 @@ type Report struct {
 	// tells a device's next progress report from a republished one when
 	// the device sends no time of its own.
 	progress uint8
+	// Attempt is the notice attempt the report is about, from 1.
+	Attempt uint8
 }
 
 // same reports whether r and o are the same report, whenever received.
 func (r *Report) same(o *Report) bool {
-	return r.Rollout == o.Rollout && r.State == o.State && r.Reason == o.Reason && r.Time == o.Time && r.progress == o.progress
+	return r.Rollout == o.Rollout && r.State == o.State && r.Reason == o.Reason && r.Time == o.Time &&
+		r.progress == o.progress && r.Attempt == o.Attempt
 }
 
 // sameRecord reports whether d and o hold the same broker state. Times
@@ -74,6 +77,8 @@ type NoticeRef struct {
 	// got it in the retained replay): a lower bound on its age, used to
 	// republish before its message expiry runs out.
 	SeenAt time.Time
+	// Attempt is the notice's attempt, from 1 (see protocol.Notice).
+	Attempt int
 }
 
 // Limits bound what a State holds, whatever devices publish.

@@ -54,6 +54,9 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 	})
 	uid := string(in.Rollout.UID)
 	has := func(topic string) bool { n, ok := in.Notices[topic]; return ok && n.RolloutUID == uid }
+	// Outside maintenance windows no device gets a new notice; those
+	// out already stay.
+	open := sel.windows.Open(in.Now)
 	maxInProgress := int(in.Rollout.Spec.Strategy.MaxInProgress)
 	outstanding := 0
 	for i := range targets {
@@ -87,7 +90,7 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 			}
 			// A group larger than the device rate allows now goes out
 			// device by device instead.
-			if budget < 0 || fresh <= budget {
+			if open && (budget < 0 || fresh <= budget) {
 				outstanding += fresh
 				if budget >= 0 {
 					budget -= fresh
@@ -98,13 +101,13 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 		}
 		sort.Slice(g.devices, func(i, j int) bool { return g.devices[i].id < g.devices[j].id })
 		for _, t := range g.devices {
-			if t.current || t.progress == skipped {
-				continue
+			if t.current || t.progress == skipped || t.attempt > 1 || t.progress == retrying {
+				continue // retries: below
 			}
 			topic := in.Topics.DeviceNotice(t.id)
-			a := Action{Topic: topic, Device: t.id}
+			a := Action{Topic: topic, Device: t.id, Attempt: 1}
 			if !has(topic) && t.progress == waiting {
-				if maxInProgress > 0 && outstanding >= maxInProgress {
+				if maxInProgress > 0 && outstanding >= maxInProgress || !open {
 					continue
 				}
 				if budget == 0 {
@@ -116,6 +119,38 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 					budget--
 				}
 				a.Devices = 1
+			}
+			desired[topic] = a
+		}
+	}
+	// Retries go device by device whatever the group does, with the
+	// next attempt once the backoff has passed, and are paced like new
+	// devices. A device's retry notice stays while it works on it.
+	now := in.Now.Unix()
+	for _, g := range order {
+		for _, t := range g.devices {
+			if t.current || t.progress == skipped || (t.attempt <= 1 && t.progress != retrying) {
+				continue
+			}
+			topic := in.Topics.DeviceNotice(t.id)
+			a := Action{Topic: topic, Device: t.id, Attempt: t.attempt}
+			if t.progress == retrying && now >= t.retryAt {
+				if !open || maxInProgress > 0 && outstanding >= maxInProgress {
+					continue
+				}
+				if budget == 0 {
+					held = true
+					continue
+				}
+				outstanding++
+				if budget > 0 {
+					budget--
+				}
+				a.Attempt, a.Devices = t.attempt+1, 1
+			} else if n, ok := in.Notices[topic]; !ok || n.RolloutUID != uid || n.Attempt != t.attempt {
+				// Not (or no longer) on the broker in this form; the
+				// device has what it needs from the group notice.
+				continue
 			}
 			desired[topic] = a
 		}
@@ -162,7 +197,8 @@ func noticeActions(in *Input, desired map[string]Action, withdrawAll bool) ([]Ac
 	for _, topic := range topics {
 		// A notice carries an MQTT 5 message expiry; publish it again,
 		// with the same bytes, well before the broker drops it.
-		if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && in.Now.Sub(n.SeenAt) < NoticeExpiry/2 {
+		if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && max(n.Attempt, 1) == max(desired[topic].Attempt, 1) &&
+			in.Now.Sub(n.SeenAt) < NoticeExpiry/2 {
 			continue
 		}
 		if budget == 0 {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -26,8 +27,13 @@ func Plan(in Input) Output {
 	if err != nil {
 		return invalid(in, err)
 	}
+	snapshotting := ro.Spec.Targeting == v1.TargetingSnapshot
+	if snapshotting {
+		sel.snapshot = in.Snapshot
+	}
 	targets := selectTargets(&in, sel)
 	reach(&in, sel, targets)
+	markRetries(sel, targets)
 	pol := evaluatePolicy(ro.Spec.FailurePolicy, targets)
 	if prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled {
 		return ended(in, targets, pol)
@@ -42,6 +48,7 @@ func Plan(in Input) Output {
 		Phase:              prev.Phase,
 		StartTime:          prev.StartTime,
 		CompletionTime:     prev.CompletionTime,
+		Snapshot:           prev.Snapshot,
 		Waves:              make([]v1.WaveStatus, len(ro.Spec.Strategy.Waves)),
 	}
 	for i := range st.Waves {
@@ -71,7 +78,17 @@ func Plan(in Input) Output {
 		out.WithdrawAll, out.CancelNotice = true, true
 	}
 
-	walk := walkWaves(&in, &st, targets, pol, out.WithdrawAll)
+	walk := walkWaves(&in, sel, &st, targets, pol, out.WithdrawAll)
+	if snapshotting && sel.snapshot == nil && len(walk.started) > 0 && !out.WithdrawAll {
+		// The first wave starts now: freeze who it is for before any
+		// notice goes out.
+		ids := make(Snapshot, len(targets))
+		for i := range targets {
+			ids[i] = targets[i].id
+		}
+		slices.Sort(ids)
+		return Output{Status: *prev.DeepCopy(), TakeSnapshot: ids}
+	}
 	st.CurrentWave = 0
 	for i := range st.Waves {
 		if st.Waves[i].StartTime != nil {
@@ -121,7 +138,7 @@ func Plan(in Input) Output {
 		}
 	}
 	if !st.Phase.Terminal() {
-		out.RequeueAfter = requeue(&in, targets, walk, out.RequeueAfter)
+		out.RequeueAfter = requeue(&in, sel, targets, walk, out.RequeueAfter)
 	}
 	out.Status = st
 	return out
@@ -209,6 +226,11 @@ func phase(in *Input, st *v1.FirmwareRolloutStatus, pol policy, walk waveWalk) (
 		return v1.PhaseWaitingForApproval, fmt.Sprintf("wave %d waits for approval: set spec.approvedWaves to %d", walk.active+1, walk.gated)
 	case walk.gate == v1.ReasonScheduled:
 		return v1.PhasePending, fmt.Sprintf("scheduled to start at %s", walk.until.UTC().Format(time.RFC3339))
+	case walk.gate == v1.ReasonOutsideMaintenanceWindow && st.CurrentWave == 0:
+		return v1.PhasePending, fmt.Sprintf("waiting for the maintenance window that opens at %s", walk.until.UTC().Format(time.RFC3339))
+	case walk.gate == v1.ReasonOutsideMaintenanceWindow:
+		return v1.PhaseProgressing, fmt.Sprintf("wave %d waits for the maintenance window that opens at %s; %s",
+			walk.active+1, walk.until.UTC().Format(time.RFC3339), outcome(&st.Totals))
 	case st.CurrentWave == 0:
 		return v1.PhasePending, "waiting to start"
 	case walk.gate == v1.ReasonSoaking:
@@ -219,8 +241,13 @@ func phase(in *Input, st *v1.FirmwareRolloutStatus, pol policy, walk waveWalk) (
 
 // requeue is when to come back for what no device message announces: a
 // soak ending, a device timing out. retry is the rate limit's delay, if any.
-func requeue(in *Input, targets []target, walk waveWalk, retry time.Duration) time.Duration {
+func requeue(in *Input, sel *selection, targets []target, walk waveWalk, retry time.Duration) time.Duration {
 	next := idleRequeue
+	if open, closes := sel.windows.Next(in.Now); open.After(in.Now) {
+		next = min(next, max(open.Sub(in.Now), time.Second))
+	} else if sel.windows != nil {
+		next = min(next, max(closes.Sub(in.Now), time.Second))
+	}
 	if !walk.until.IsZero() {
 		next = min(next, max(walk.until.Sub(in.Now), time.Second))
 	}
@@ -230,6 +257,12 @@ func requeue(in *Input, targets []target, walk waveWalk, retry time.Duration) ti
 	now := in.Now.Unix()
 	for i := range targets {
 		t := &targets[i]
+		if t.progress == retrying {
+			if d := t.retryAt - now; d > 0 && d < int64(next/time.Second) {
+				next = time.Duration(d) * time.Second
+			}
+			continue
+		}
 		if t.progress != inProgress && t.progress != notified {
 			continue
 		}

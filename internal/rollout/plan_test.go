@@ -76,6 +76,7 @@ type planCase struct {
 	devBudget int
 	now       time.Time
 	super     bool
+	snapshot  Snapshot
 }
 
 func (c planCase) run(t testing.TB) Output {
@@ -110,6 +111,7 @@ func (c planCase) run(t testing.TB) Output {
 		},
 		Notices: c.notices, Topics: topics, Now: c.now, OfflineGrace: time.Minute,
 		SupersededModels: map[string]bool{"m": c.super}, NoticeBudget: c.budget, DeviceBudget: c.devBudget,
+		Snapshot: c.snapshot,
 	})
 }
 

@@ -59,6 +59,13 @@ func fillTotals(st *v1.FirmwareRolloutStatus, targets []target) {
 			t.Canceled++
 		case skipped:
 			t.Skipped++
+		case retrying:
+			t.Retrying++
+		}
+		// A device on attempt n was given n-1 retry notices.
+		t.Retries += int32(max(d.attempt, 1) - 1)
+		if d.exhausted {
+			t.RetriesExhausted++
 		}
 		if d.offline && !d.progress.finished() {
 			t.Offline++
@@ -185,6 +192,8 @@ func setConditions(st *v1.FirmwareRolloutStatus, gen int64, pol policy, gate, en
 		reason = v1.ReasonSoaking
 	case st.Phase == v1.PhasePending && gate == v1.ReasonScheduled:
 		reason = v1.ReasonScheduled
+	case (st.Phase == v1.PhasePending || st.Phase == v1.PhaseProgressing) && gate == v1.ReasonOutsideMaintenanceWindow:
+		reason = v1.ReasonOutsideMaintenanceWindow
 	case st.Phase == v1.PhaseCanceled && (endReason == v1.ReasonSuperseded || endReason == v1.ReasonScheduleEnded):
 		reason = endReason
 	}

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/fleet"
+	"github.com/heraldiot/herald/internal/window"
 	"github.com/heraldiot/herald/protocol"
 )
 
@@ -25,9 +26,12 @@ const (
 	rejected
 	canceled
 	skipped // listed in spec.skipDevices before it finished
+	// retrying: failed or rejected with a retry left (spec.retryPolicy);
+	// its retry notice is due at retryAt. Not finished.
+	retrying
 )
 
-func (p progress) finished() bool { return p >= succeeded }
+func (p progress) finished() bool { return p >= succeeded && p != retrying }
 
 // target is one device the rollout targets.
 type target struct {
@@ -52,6 +56,13 @@ type target struct {
 	// deadline is when an in-progress device times out, unix seconds; 0
 	// for none. Notified devices get theirs once their notice is known.
 	deadline int64
+	// attempt is the notice attempt the device's state is about, from 1:
+	// its report's, or a later retry notice's that it has not answered.
+	attempt int
+	// retryAt is when a retrying device's retry notice is due, unix
+	// seconds; exhausted marks a device that failed its last retry.
+	retryAt   int64
+	exhausted bool
 }
 
 // selection is the compiled spec.selector and firmware of a rollout.
@@ -67,6 +78,12 @@ type selection struct {
 	deviceTimeout   time.Duration
 	responseTimeout time.Duration
 	skip            map[string]bool
+	retries         *retryRules
+	// windows are the maintenance windows; nil is always open.
+	windows *window.Windows
+	// snapshot is the frozen target set of Snapshot targeting, once
+	// taken (Input.Snapshot); nil otherwise.
+	snapshot Snapshot
 }
 
 // compile checks and compiles what selects the rollout's devices. Its
@@ -109,6 +126,21 @@ func compile(ro *v1.FirmwareRollout) (*selection, error) {
 	if spec.ResponseTimeout != nil && spec.ResponseTimeout.Duration > 0 {
 		s.responseTimeout = spec.ResponseTimeout.Duration
 	}
+	s.retries = compileRetries(spec.RetryPolicy)
+	if len(spec.MaintenanceWindows) > 0 {
+		specs := make([]window.Spec, len(spec.MaintenanceWindows))
+		for i, w := range spec.MaintenanceWindows {
+			specs[i] = window.Spec{Schedule: w.Schedule, Duration: w.Duration.Duration, TimeZone: w.TimeZone}
+		}
+		var err error
+		if s.windows, err = window.Compile(specs); err != nil {
+			return nil, err
+		}
+	}
+	if spec.Targeting == v1.TargetingSnapshot {
+		// A group notice would reach devices that join later.
+		s.perDevice = true
+	}
 	if len(spec.SkipDevices) > 0 {
 		s.skip = make(map[string]bool, len(spec.SkipDevices))
 		for _, id := range spec.SkipDevices {
@@ -135,15 +167,20 @@ func selectTargets(in *Input, sel *selection) []target {
 		// their update.
 		onTarget := d.FirmwareVersion == sel.version
 		current := onTarget && rep == nil
-		if !sel.labels.Matches(labels.Set(d.Labels)) {
+		switch {
+		case sel.snapshot != nil:
+			// Frozen at the start: membership is the whole question.
+			if !sel.snapshot.Has(d.ID) {
+				return
+			}
+		case !sel.labels.Matches(labels.Set(d.Labels)):
 			return
-		}
-		if !onTarget && rep == nil && sel.constraint != nil && !allows(sel.constraint, d.FirmwareVersion) {
+		case !onTarget && rep == nil && sel.constraint != nil && !allows(sel.constraint, d.FirmwareVersion):
 			return
 		}
 		t := target{
 			id: d.ID, model: d.Model, cohort: int(d.Cohort), current: current,
-			online: d.Online, presenceSince: d.PresenceSince,
+			online: d.Online, presenceSince: d.PresenceSince, attempt: 1,
 		}
 		t.offline = !d.Online && (!d.SeenPresence || in.Now.Sub(time.Unix(d.PresenceSince, 0)) >= in.OfflineGrace)
 		switch {
@@ -151,10 +188,13 @@ func selectTargets(in *Input, sel *selection) []target {
 			t.progress = succeeded
 		case rep != nil:
 			t.reportedAt, t.reason = rep.Seen, rep.Reason
+			t.attempt = max(int(rep.Attempt), 1)
 			switch rep.State {
 			case protocol.StateAccepted, protocol.StateDownloading, protocol.StateInstalling:
 				t.progress = inProgress
-				t.deadline = addSeconds(rep.Seen, sel.deviceTimeout)
+				// Only time inside maintenance windows counts: a device
+				// waits in accepted for its window.
+				t.deadline = sel.deviceDeadline(rep.Seen)
 				if now >= t.deadline {
 					t.progress, t.timedOut, t.reportedAt = failed, true, t.deadline
 					t.reason = fmt.Sprintf("timeout: no outcome within %s of %s", sel.deviceTimeout, rep.State)
@@ -236,6 +276,11 @@ func reach(in *Input, sel *selection, targets []target) {
 	}
 	for i := range targets {
 		t := &targets[i]
+		if ref, own := byDevice[t.id]; own && ref.Attempt > t.attempt && !t.current && t.progress != skipped {
+			// A retry notice the device has not answered yet: what it
+			// reported is about an earlier attempt.
+			t.progress, t.attempt, t.reason, t.timedOut, t.deadline = waiting, ref.Attempt, "", false, 0
+		}
 		if t.progress != waiting {
 			continue
 		}
@@ -257,6 +302,16 @@ func reach(in *Input, sel *selection, targets []target) {
 			t.reason = fmt.Sprintf("no answer: the notice reached the device and it did not answer within %s", sel.responseTimeout)
 		}
 	}
+}
+
+// deviceDeadline is when a device that reported progress at seen (unix
+// seconds) times out: deviceTimeout later, counting only time inside
+// maintenance windows.
+func (sel *selection) deviceDeadline(seen int64) int64 {
+	if sel.windows == nil {
+		return addSeconds(seen, sel.deviceTimeout)
+	}
+	return sel.windows.AddOpen(time.Unix(seen, 0), sel.deviceTimeout).Unix()
 }
 
 // addSeconds adds d to a unix time in seconds, saturating instead of

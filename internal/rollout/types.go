@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"slices"
 	"time"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
@@ -32,6 +33,18 @@ type Input struct {
 	DeviceBudget int
 	// SizeHint is about how many devices Devices visits.
 	SizeHint int
+	// Snapshot is the rollout's frozen target set (Snapshot targeting),
+	// loaded from where status.snapshot says; nil before it is taken.
+	Snapshot Snapshot
+}
+
+// Snapshot is a frozen target set: device IDs in ascending order.
+type Snapshot []string
+
+// Has reports whether id is in the set.
+func (s Snapshot) Has(id string) bool {
+	_, ok := slices.BinarySearch(s, id)
+	return ok
 }
 
 // Action is a retained notice to publish or withdraw.
@@ -43,6 +56,8 @@ type Action struct {
 	// Devices is how many devices that had no notice this one reaches,
 	// for the device rate.
 	Devices int
+	// Attempt is the notice's attempt, from 1: above 1 for a retry.
+	Attempt int
 }
 
 // Event is a transition worth a Kubernetes Event.
@@ -67,6 +82,11 @@ type Output struct {
 	CancelNotice bool
 	// RequeueAfter is when to plan again without a device message.
 	RequeueAfter time.Duration
+	// TakeSnapshot is set when a Snapshot rollout is about to start: the
+	// caller keeps these IDs, records them in status.snapshot, and plans
+	// again with them as Input.Snapshot. Nothing else in the output
+	// applies.
+	TakeSnapshot Snapshot
 }
 
 // Defaults of the spec's durations, for objects that predate them.

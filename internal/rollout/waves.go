@@ -27,8 +27,9 @@ type waveWalk struct {
 // holdingGate returns what holds wave i back from starting, "" if nothing
 // does. The gates form an ordered chain: pause by spec (or a dry run), the
 // failure policy, the scheduled start, an approval gate, then the soak
-// after the wave before; the first that holds names the reason people see.
-func holdingGate(in *Input, st *v1.FirmwareRolloutStatus, pol policy, i, gated int) (reason string, until time.Time) {
+// after the wave before, and a closed maintenance window; the first that
+// holds names the reason people see.
+func holdingGate(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, pol policy, i, gated int) (reason string, until time.Time) {
 	spec := &in.Rollout.Spec
 	switch {
 	case spec.Paused || spec.DryRun:
@@ -46,13 +47,16 @@ func holdingGate(in *Input, st *v1.FirmwareRolloutStatus, pol policy, i, gated i
 			return v1.ReasonSoaking, done.Add(soak.Duration)
 		}
 	}
+	if open, _ := sel.windows.Next(in.Now); open.After(in.Now) {
+		return v1.ReasonOutsideMaintenanceWindow, open
+	}
 	return "", time.Time{}
 }
 
 // walkWaves completes started waves whose devices have all finished or
 // gone offline, and starts the first wave not started once every wave
 // before it is complete and no gate holds it.
-func walkWaves(in *Input, st *v1.FirmwareRolloutStatus, targets []target, pol policy, ending bool) waveWalk {
+func walkWaves(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, targets []target, pol policy, ending bool) waveWalk {
 	waves := in.Rollout.Spec.Strategy.Waves
 	w := waveWalk{active: -1}
 	gated := 0
@@ -62,7 +66,7 @@ func walkWaves(in *Input, st *v1.FirmwareRolloutStatus, targets []target, pol po
 		}
 		ws := &st.Waves[i]
 		if ws.StartTime == nil && w.active < 0 && !ending {
-			w.gate, w.until = holdingGate(in, st, pol, i, gated)
+			w.gate, w.until = holdingGate(in, sel, st, pol, i, gated)
 			w.gated = gated
 			switch w.gate {
 			case "":

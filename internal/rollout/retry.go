@@ -1,0 +1,93 @@
+package rollout
+
+import (
+	"time"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/protocol"
+)
+
+// Defaults of spec.retryPolicy's backoff.
+const (
+	DefaultRetryBackoff    = 5 * time.Minute
+	DefaultRetryMaxBackoff = time.Hour
+)
+
+// retryRules is the compiled spec.retryPolicy: how many retries each
+// failure class allows, and the backoff before each.
+type retryRules struct {
+	download, install, timeout, rejection int
+	backoff, maxBackoff                   time.Duration
+}
+
+func compileRetries(p *v1.RetryPolicy) *retryRules {
+	if p == nil {
+		return nil
+	}
+	r := &retryRules{
+		download: int(p.Download), install: int(p.Install), timeout: int(p.Timeout), rejection: int(p.Rejection),
+		backoff: DefaultRetryBackoff, maxBackoff: DefaultRetryMaxBackoff,
+	}
+	if p.Backoff != nil && p.Backoff.Duration > 0 {
+		r.backoff = p.Backoff.Duration
+	}
+	if p.MaxBackoff != nil && p.MaxBackoff.Duration > 0 {
+		r.maxBackoff = p.MaxBackoff.Duration
+	}
+	r.maxBackoff = max(r.maxBackoff, r.backoff)
+	return r
+}
+
+// allowed is how many retries the failure of t allows. Reasons outside
+// the classes are never retried: signature-invalid would fail the same
+// way, and a reason Herald does not know may hide what a person must see.
+func (r *retryRules) allowed(t *target) int {
+	switch {
+	case r == nil:
+		return 0
+	case t.progress == rejected:
+		return r.rejection
+	case t.progress != failed:
+		return 0
+	case t.timedOut:
+		return r.timeout
+	}
+	switch t.reason {
+	case protocol.ReasonDownloadFailed, protocol.ReasonChecksumMismatch:
+		return r.download
+	case protocol.ReasonInstallFailed, protocol.ReasonRolledBack, protocol.ReasonInterrupted:
+		return r.install
+	}
+	return 0
+}
+
+// delay is the backoff before retry number n (from 0): doubling from
+// backoff, capped by maxBackoff.
+func (r *retryRules) delay(n int) time.Duration {
+	d := r.backoff
+	for ; n > 0 && d < r.maxBackoff; n-- {
+		d *= 2
+	}
+	return min(d, r.maxBackoff)
+}
+
+// markRetries turns failed and rejected targets that have retries left
+// into retrying ones, due at their failure plus the backoff, and marks
+// those that used every retry they had. A retrying device is not a
+// failure: the failure policy and the wave wait for its last attempt.
+func markRetries(sel *selection, targets []target) {
+	for i := range targets {
+		t := &targets[i]
+		if t.progress != failed && t.progress != rejected {
+			continue
+		}
+		used := t.attempt - 1
+		allowed := sel.retries.allowed(t)
+		if used < allowed {
+			t.progress = retrying
+			t.retryAt = t.reportedAt + int64(sel.retries.delay(used)/time.Second)
+			continue
+		}
+		t.exhausted = allowed > 0
+	}
+}
