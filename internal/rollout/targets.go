@@ -80,7 +80,8 @@ type selection struct {
 	skip            map[string]bool
 	retries         *retryRules
 	// windows are the maintenance windows; nil is always open.
-	windows *window.Windows
+	windows   *window.Windows
+	deadlines map[int64]int64 // deviceDeadline's answers by report second
 	// snapshot is the frozen target set of Snapshot targeting, once
 	// taken (Input.Snapshot); nil otherwise.
 	snapshot Snapshot
@@ -307,11 +308,21 @@ func reach(in *Input, sel *selection, targets []target) {
 // deviceDeadline is when a device that reported progress at seen (unix
 // seconds) times out: deviceTimeout later, counting only time inside
 // maintenance windows.
+// Devices that reported in the same second share the answer: a window
+// walk costs microseconds, and a wave's reports bunch up.
 func (sel *selection) deviceDeadline(seen int64) int64 {
 	if sel.windows == nil {
 		return addSeconds(seen, sel.deviceTimeout)
 	}
-	return sel.windows.AddOpen(time.Unix(seen, 0), sel.deviceTimeout).Unix()
+	if d, ok := sel.deadlines[seen]; ok {
+		return d
+	}
+	if sel.deadlines == nil {
+		sel.deadlines = map[int64]int64{}
+	}
+	d := sel.windows.AddOpen(time.Unix(seen, 0), sel.deviceTimeout).Unix()
+	sel.deadlines[seen] = d
+	return d
 }
 
 // addSeconds adds d to a unix time in seconds, saturating instead of
