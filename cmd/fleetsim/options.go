@@ -22,6 +22,7 @@ type options struct {
 	hardwareRevision, idPrefix  string
 
 	rejectProbability, failProbability, hangProbability float64
+	succeedOnAttempt                                    int
 	rejectReasons, failReasons                          []string
 	downloadTime, installTime, rebootTime               time.Duration
 	jitter                                              float64
@@ -63,6 +64,7 @@ func (o *options) register(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.failProbability, "fail-probability", 0, "share of devices whose update fails (0-1)")
 	fs.StringSliceVar(&o.failReasons, "fail-reasons", nil, "reasons failing devices give, e.g. install-failed,rolled-back (default install-failed)")
 	fs.Float64Var(&o.hangProbability, "hang-probability", 0, "share of devices that accept and never finish (0-1)")
+	fs.IntVar(&o.succeedOnAttempt, "succeed-on-attempt", 0, "updates from this notice attempt on succeed, so retries recover failed devices (0: every attempt draws its outcome)")
 	fs.DurationVar(&o.downloadTime, "download-time", 3*time.Second, "simulated download time")
 	fs.DurationVar(&o.installTime, "install-time", 2*time.Second, "simulated install time")
 	fs.DurationVar(&o.rebootTime, "reboot-time", time.Second, "time offline while rebooting into new firmware")
@@ -134,6 +136,7 @@ func (o *options) fleet() (*devicesim.Profile, int, error) {
 	set("fail-probability", func() { b.FailProbability = o.failProbability })
 	set("fail-reasons", func() { b.FailReasons = o.failReasons })
 	set("hang-probability", func() { b.HangProbability = o.hangProbability })
+	set("succeed-on-attempt", func() { b.SucceedOnAttempt = o.succeedOnAttempt })
 	setDefault("download-time", &b.DownloadTime, o.downloadTime)
 	setDefault("install-time", &b.InstallTime, o.installTime)
 	setDefault("reboot-time", &b.RebootTime, o.rebootTime)

@@ -74,6 +74,8 @@ type BehaviorProfile struct {
 	InstallTime       Duration `json:"installTime,omitzero"`
 	RebootTime        Duration `json:"rebootTime,omitzero"`
 	Jitter            float64  `json:"jitter,omitempty"`
+	// SucceedOnAttempt makes retries (notice attempt >= it) succeed.
+	SucceedOnAttempt int `json:"succeedOnAttempt,omitempty"`
 }
 
 // Behavior returns the Behavior the profile describes.
@@ -83,7 +85,7 @@ func (b *BehaviorProfile) Behavior() Behavior {
 		FailProbability: b.FailProbability, FailReasons: b.FailReasons,
 		HangProbability: b.HangProbability,
 		DownloadTime:    b.DownloadTime.Duration, InstallTime: b.InstallTime.Duration, RebootTime: b.RebootTime.Duration,
-		Jitter: b.Jitter,
+		Jitter: b.Jitter, SucceedOnAttempt: b.SucceedOnAttempt,
 	}
 }
 
