@@ -144,11 +144,11 @@ demo: envtest-bin broker demo-bin ## Run Herald end to end here: apiserver, brok
 	@$(LOCALBIN)/herald-demo $(if $(filter 1 true yes,$(DEMO_KEEP)),-keep) $(DEMO_FLAGS)
 
 .PHONY: demo-bin
-demo-bin: ## Build the manager, fleetsim, mqttc and the demo runner into bin/.
-	@echo ">> go build: bin/manager bin/fleetsim bin/mqttc bin/herald-demo (first time: a few minutes; then cached)"
+demo-bin: ## Build the manager, fleetsim, mqttc, kubectl-herald and the demo runner into bin/.
+	@echo ">> go build: bin/manager bin/fleetsim bin/mqttc bin/kubectl-herald bin/herald-demo (first time: a few minutes; then cached)"
 	@start=$$(date +%s); \
 	go build -o $(LOCALBIN)/manager . && \
-	go build -o $(LOCALBIN)/ ./cmd/fleetsim ./cmd/mqttc && \
+	go build -o $(LOCALBIN)/ ./cmd/fleetsim ./cmd/mqttc ./cmd/kubectl-herald && \
 	go build -o $(LOCALBIN)/herald-demo ./hack/demo && \
 	echo ">> built in $$(( $$(date +%s) - start ))s"
 

@@ -6,13 +6,18 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -22,23 +27,29 @@ import (
 	"github.com/heraldiot/herald/controllers"
 )
 
+// options are the manager's flags.
+type options struct {
+	metricsAddr    string
+	probeAddr      string
+	secureMetrics  bool
+	enableHTTP2    bool
+	leaderElect    bool
+	watchNamespace string
+}
+
 func main() {
-	var (
-		metricsAddr   string
-		probeAddr     string
-		secureMetrics bool
-		enableHTTP2   bool
-		leaderElect   bool
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP). 0 disables it.")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS, authenticated and authorized by the apiserver.")
-	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+	flag.BoolVar(&o.enableHTTP2, "enable-http2", false,
 		"Allow HTTP/2 on the metrics server; off by default because of HTTP/2 rapid reset (CVE-2023-44487).")
-	flag.BoolVar(&leaderElect, "leader-elect", false,
+	flag.BoolVar(&o.leaderElect, "leader-elect", false,
 		"Elect a leader so only one manager connects to brokers and reconciles at a time.")
+	flag.StringVar(&o.watchNamespace, "watch-namespace", "",
+		"Comma-separated namespaces whose DeviceFleets and FirmwareRollouts the manager reconciles; empty means every namespace.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -46,43 +57,51 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, secureMetrics, enableHTTP2, leaderElect); err != nil {
+	if err := run(o); err != nil {
 		log.Error(err, "manager exited")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr string, secureMetrics, enableHTTP2, leaderElect bool) error {
+func run(o options) error {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(heraldv1alpha1.AddToScheme(scheme))
 
+	namespaces, err := parseNamespaces(o.watchNamespace)
+	if err != nil {
+		return err
+	}
 	var tlsOpts []func(*tls.Config)
-	if !enableHTTP2 {
+	if !o.enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
 	metricsOpts := metricsserver.Options{
-		BindAddress:   metricsAddr,
-		SecureServing: secureMetrics,
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.secureMetrics,
 		TLSOpts:       tlsOpts,
 	}
-	if secureMetrics {
+	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "herald-manager.herald.dev",
 		// Brokers allow one session per client ID, so a new leader must not
 		// connect before the old one has stopped: release the lease only on
 		// a clean shutdown, after every controller has returned.
 		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOptions(namespaces),
 	})
 	if err != nil {
 		return err
+	}
+	if len(namespaces) > 0 {
+		ctrl.Log.WithName("setup").Info("watching only some namespaces", "namespaces", namespaces)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := controllers.Setup(ctx, mgr, controllers.Options{}); err != nil {
@@ -95,4 +114,40 @@ func run(metricsAddr, probeAddr string, secureMetrics, enableHTTP2, leaderElect 
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// parseNamespaces splits --watch-namespace at commas, leaving out blanks
+// and repeats, and refuses a name no namespace can have: a typo would
+// otherwise watch a namespace that never exists, and the manager would run
+// and reconcile nothing.
+func parseNamespaces(list string) ([]string, error) {
+	var out []string
+	for _, ns := range strings.Split(list, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" || slices.Contains(out, ns) {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("--watch-namespace: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// cacheOptions restricts the manager's cache to namespaces, none meaning
+// every namespace. The controllers see DeviceFleets and FirmwareRollouts
+// only through the cache, so they never reconcile one elsewhere, and
+// Secrets follow: they are read uncached, one by one, and only in the
+// namespace of a fleet the cache delivered. With namespaces, the manager
+// needs rights only in them (the chart's watchNamespaces grants Roles).
+func cacheOptions(namespaces []string) cache.Options {
+	if len(namespaces) == 0 {
+		return cache.Options{}
+	}
+	o := cache.Options{DefaultNamespaces: make(map[string]cache.Config, len(namespaces))}
+	for _, ns := range namespaces {
+		o.DefaultNamespaces[ns] = cache.Config{}
+	}
+	return o
 }

@@ -1,9 +1,12 @@
 package controllers
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
@@ -15,16 +18,18 @@ import (
 // Metrics are Herald's Prometheus metrics, served on the manager's
 // metrics endpoint next to controller-runtime's own.
 type Metrics struct {
-	rolloutDevices  *prometheus.GaugeVec
-	notices         *prometheus.CounterVec
-	acks            *prometheus.CounterVec
-	malformed       *prometheus.CounterVec
-	brokerConnected *prometheus.GaugeVec
-	fleetSynced     *prometheus.GaugeVec
-	devicesTracked  *prometheus.GaugeVec
-	deviceLimit     *prometheus.GaugeVec
-	ignoredMessages *prometheus.GaugeVec
-	resyncRepairs   *prometheus.GaugeVec
+	rolloutDevices   *prometheus.GaugeVec
+	rolloutPhase     *prometheus.GaugeVec
+	rolloutCondition *prometheus.GaugeVec
+	notices          *prometheus.CounterVec
+	acks             *prometheus.CounterVec
+	malformed        *prometheus.CounterVec
+	brokerConnected  *prometheus.GaugeVec
+	fleetSynced      *prometheus.GaugeVec
+	devicesTracked   *prometheus.GaugeVec
+	deviceLimit      *prometheus.GaugeVec
+	ignoredMessages  *prometheus.GaugeVec
+	resyncRepairs    *prometheus.GaugeVec
 
 	// Each fleet's MQTT client exports its own counters (packets by type,
 	// reconnects, in-flight, handler queue) while its session runs.
@@ -42,6 +47,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "herald_rollout_devices",
 			Help: "Targeted devices of a firmware rollout, by state.",
 		}, []string{"namespace", "rollout", "state"}),
+		rolloutPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_rollout_phase",
+			Help: "1 for a firmware rollout's current status.phase, 0 for every other phase.",
+		}, []string{"namespace", "rollout", "phase"}),
+		rolloutCondition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_rollout_condition",
+			Help: "1 for the status (true, false, unknown) a firmware rollout's condition has, 0 for the others; 0 for all three while the rollout does not have the condition.",
+		}, []string{"namespace", "rollout", "condition", "status"}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_notices_published_total",
 			Help: "Notices published to brokers, by action (update, withdraw, cancel).",
@@ -79,7 +92,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Device and notice records periodic re-syncs found the live stream had missed (broker drops), since the fleet's session started.",
 		}, []string{"namespace", "fleet"}),
 	}
-	for _, c := range []prometheus.Collector{m.rolloutDevices, m.notices, m.acks, m.malformed, m.brokerConnected,
+	for _, c := range []prometheus.Collector{m.rolloutDevices, m.rolloutPhase, m.rolloutCondition, m.notices, m.acks, m.malformed, m.brokerConnected,
 		m.fleetSynced, m.devicesTracked, m.deviceLimit, m.ignoredMessages, m.resyncRepairs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -101,11 +114,7 @@ func (m *Metrics) hooks() fleet.Hooks {
 		},
 		Client: m.fleetClient,
 		Connection: func(f types.NamespacedName, up bool) {
-			v := 0.0
-			if up {
-				v = 1
-			}
-			m.brokerConnected.WithLabelValues(f.Namespace, f.Name).Set(v)
+			m.brokerConnected.WithLabelValues(f.Namespace, f.Name).Set(one(up))
 		},
 	}
 }
@@ -134,15 +143,9 @@ func (m *Metrics) observeFleet(f types.NamespacedName, synced bool, sum fleet.Su
 	if m == nil {
 		return
 	}
-	b := func(v bool) float64 {
-		if v {
-			return 1
-		}
-		return 0
-	}
-	m.fleetSynced.WithLabelValues(f.Namespace, f.Name).Set(b(synced))
+	m.fleetSynced.WithLabelValues(f.Namespace, f.Name).Set(one(synced))
 	m.devicesTracked.WithLabelValues(f.Namespace, f.Name).Set(float64(sum.Tracked))
-	m.deviceLimit.WithLabelValues(f.Namespace, f.Name).Set(b(sum.LimitReached()))
+	m.deviceLimit.WithLabelValues(f.Namespace, f.Name).Set(one(sum.LimitReached()))
 	m.ignoredMessages.WithLabelValues(f.Namespace, f.Name).Set(float64(sum.OverLimit))
 	m.resyncRepairs.WithLabelValues(f.Namespace, f.Name).Set(float64(repairs))
 }
@@ -163,6 +166,13 @@ func (m *Metrics) noticePublished(ns, fleet, action string) {
 	}
 }
 
+// observeRollout exports a rollout's device counts, phase and conditions.
+// Phase and condition status follow kube-state-metrics' pattern: a series
+// for every value, 1 for the current one and 0 for the others, so a
+// change flips values and never ends a series (which would reset an
+// alert's "for" clock). For the same reason there is no reason label: the
+// phase and the Degraded condition already tell a pause by the failure
+// policy apart.
 func (m *Metrics) observeRollout(ro *v1.FirmwareRollout) {
 	if m == nil {
 		return
@@ -171,14 +181,50 @@ func (m *Metrics) observeRollout(ro *v1.FirmwareRollout) {
 	for state, n := range map[string]int32{
 		"waiting": t.Waiting, "notified": t.Notified, "inProgress": t.InProgress, "succeeded": t.Succeeded,
 		"failed": t.Failed, "rejected": t.Rejected, "canceled": t.Canceled, "skipped": t.Skipped,
-		"timedOut": t.TimedOut,
+		"timedOut": t.TimedOut, "retrying": t.Retrying,
 	} {
-		m.rolloutDevices.WithLabelValues(ro.Namespace, ro.Name, string(state)).Set(float64(n))
+		m.rolloutDevices.WithLabelValues(ro.Namespace, ro.Name, state).Set(float64(n))
+	}
+	phases := []v1.RolloutPhase{
+		v1.PhasePending, v1.PhaseDryRun, v1.PhaseProgressing, v1.PhasePaused, v1.PhaseWaitingForApproval,
+		v1.PhaseSucceeded, v1.PhaseFailed, v1.PhaseAborted, v1.PhaseCanceled,
+	}
+	for _, p := range phases {
+		m.rolloutPhase.WithLabelValues(ro.Namespace, ro.Name, string(p)).Set(one(p == ro.Status.Phase))
+	}
+	// A fixed list of types, so that a condition Herald does not know
+	// cannot add series.
+	conditions := []string{
+		v1.ConditionReady, v1.ConditionReconciling, v1.ConditionStalled, v1.ConditionProgressing,
+		v1.ConditionPaused, v1.ConditionFinished, v1.ConditionDegraded,
+	}
+	for _, typ := range conditions {
+		// A missing condition (Reconciling and Stalled are present only
+		// while true, as kstatus has them) is 0 for all three statuses.
+		var status metav1.ConditionStatus
+		if c := apimeta.FindStatusCondition(ro.Status.Conditions, typ); c != nil {
+			status = c.Status
+		}
+		for _, s := range []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown} {
+			m.rolloutCondition.WithLabelValues(ro.Namespace, ro.Name, typ, strings.ToLower(string(s))).Set(one(status == s))
+		}
 	}
 }
 
+// forgetRollout drops a deleted rollout's series.
 func (m *Metrics) forgetRollout(ns, name string) {
-	if m != nil {
-		m.rolloutDevices.DeletePartialMatch(prometheus.Labels{"namespace": ns, "rollout": name})
+	if m == nil {
+		return
 	}
+	for _, v := range []*prometheus.GaugeVec{m.rolloutDevices, m.rolloutPhase, m.rolloutCondition} {
+		v.DeletePartialMatch(prometheus.Labels{"namespace": ns, "rollout": name})
+	}
+}
+
+// one is a gauge's value for a condition: 1 when it holds, else 0.
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

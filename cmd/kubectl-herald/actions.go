@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/view"
 )
 
 // action is one spec change of a rollout: how to compute it from the
@@ -78,7 +79,7 @@ terminal; --yes confirms up front (needed when stdin is not a terminal).`,
 			if !f.yes {
 				act.confirm = func(ro *v1.FirmwareRollout) string {
 					return fmt.Sprintf("Cancel firmwarerollout %s/%s (%s, %d/%d succeeded)? Every notice is withdrawn; this cannot be undone.",
-						ro.Namespace, ro.Name, orDash(string(ro.Status.Phase)), ro.Status.Totals.Succeeded, ro.Status.Totals.Targeted)
+						ro.Namespace, ro.Name, view.OrDash(string(ro.Status.Phase)), ro.Status.Totals.Succeeded, ro.Status.Totals.Targeted)
 				}
 			}
 			return a.runAction(cmd.Context(), args[0], act, f)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/view"
 	"github.com/heraldiot/herald/protocol"
 )
 
@@ -142,12 +143,12 @@ func countInventories(devices map[string]*device) int {
 // writeTable prints the rows; wide adds presence, hardware, the target
 // version, the device's report time and its message.
 func writeTable(w io.Writer, rows []deviceRow, wide bool) {
-	t := table{}
+	t := view.Table{}
 	head := []string{"DEVICE", "STATE", "PROGRESS", "REASON", "MODEL", "VERSION"}
 	if wide {
 		head = append(head, "PRESENCE", "HARDWARE", "TARGET", "REPORTED", "MESSAGE")
 	}
-	t.row(head...)
+	t.Row(head...)
 	for _, r := range rows {
 		progress := "-"
 		if r.Progress != nil {
@@ -157,17 +158,17 @@ func writeTable(w io.Writer, rows []deviceRow, wide bool) {
 		if r.Reported != "" {
 			state += " (" + r.Reported + ")"
 		}
-		cells := []string{oneLine(r.Device), oneLine(state), progress, oneLine(orDash(r.Reason)), oneLine(orDash(r.Model)), oneLine(orDash(r.FirmwareVersion))}
+		cells := []string{view.OneLine(r.Device), view.OneLine(state), progress, view.OneLine(view.OrDash(r.Reason)), view.OneLine(view.OrDash(r.Model)), view.OneLine(view.OrDash(r.FirmwareVersion))}
 		if wide {
 			reported := "-"
 			if r.ReportedAt != nil {
 				reported = r.ReportedAt.UTC().Format(time.RFC3339)
 			}
-			cells = append(cells, orDash(r.Presence), oneLine(orDash(r.HardwareRevision)), oneLine(orDash(r.TargetVersion)), reported, oneLine(orDash(r.Message)))
+			cells = append(cells, view.OrDash(r.Presence), view.OneLine(view.OrDash(r.HardwareRevision)), view.OneLine(view.OrDash(r.TargetVersion)), reported, view.OneLine(view.OrDash(r.Message)))
 		}
-		t.row(cells...)
+		t.Row(cells...)
 	}
-	t.write(w)
+	t.Write(w)
 }
 
 // devicesList is the JSON output: the rollout, and its devices.

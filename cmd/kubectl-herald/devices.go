@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/brokerconn"
+	"github.com/heraldiot/herald/internal/view"
 	"github.com/heraldiot/herald/mqtt"
 	"github.com/heraldiot/herald/protocol"
 )
@@ -124,7 +125,7 @@ func (a *app) runDevices(ctx context.Context, name string, f *devicesFlags) erro
 	}
 	if len(rows) == 0 {
 		fmt.Fprintf(a.errOut, "No devices of %s/%s match (%s reported on it; %s with an inventory on the broker).\n",
-			ro.Namespace, ro.Name, plural(int64(len(all)), "device"), plural(int64(countInventories(devices)), "device"))
+			ro.Namespace, ro.Name, view.Plural(int64(len(all)), "device"), view.Plural(int64(countInventories(devices)), "device"))
 		return nil
 	}
 	writeTable(a.out, rows, f.output == "wide")

@@ -4,6 +4,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/heraldiot/herald/internal/view"
 )
 
 func newFleetCommand(a *app) *cobra.Command {
@@ -22,7 +24,7 @@ func newFleetCommand(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = io.WriteString(a.out, RenderFleet(f, a.now()))
+			_, err = io.WriteString(a.out, view.RenderFleet(f, a.now()))
 			return err
 		},
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/view"
 )
 
 func newGetCommand(a *app) *cobra.Command {
@@ -50,11 +51,11 @@ it is deleted, or on Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			v := RolloutView{Rollout: ro, Now: a.now()}
+			v := view.RolloutView{Rollout: ro, Now: a.now()}
 			if v.Events, _, err = k.listEvents(cmd.Context(), ro); err != nil {
 				v.EventsErr = eventsError(err)
 			}
-			_, err = io.WriteString(a.out, RenderRollout(v))
+			_, err = io.WriteString(a.out, view.RenderRollout(v))
 			return err
 		},
 	}
@@ -140,16 +141,16 @@ func (a *app) watchRollout(ctx context.Context, k *kubeClients, name string) err
 	}
 	rw.readEvents(ctx)
 	defer rw.stop()
-	baseline := sampleOf(rw.ro, a.now())
+	baseline := view.SampleOf(rw.ro, a.now())
 	sc := &screen{w: a.out, terminal: a.stdoutTerminal}
 	changed := true
 	for {
 		if changed {
-			v := RolloutView{Rollout: rw.ro, EventsErr: rw.eventErr, Now: a.now(), Baseline: &baseline}
+			v := view.RolloutView{Rollout: rw.ro, EventsErr: rw.eventErr, Now: a.now(), Baseline: &baseline}
 			for _, e := range rw.events {
 				v.Events = append(v.Events, e)
 			}
-			if err := sc.draw(RenderRollout(v)); err != nil {
+			if err := sc.draw(view.RenderRollout(v)); err != nil {
 				return err
 			}
 			if finished(rw.ro) {

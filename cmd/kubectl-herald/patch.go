@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/view"
 	"github.com/heraldiot/herald/protocol"
 )
 
@@ -46,7 +47,7 @@ func (p *specPatch) body(resourceVersion string) []byte {
 // kubectlCommand is the kubectl command line that makes the same change.
 func kubectlCommand(namespace, name string, p *specPatch) string {
 	return fmt.Sprintf("kubectl patch firmwarerollout %s -n %s --type merge -p %s",
-		shellQuote(name), shellQuote(namespace), shellQuote(string(p.body(""))))
+		view.ShellQuote(name), view.ShellQuote(namespace), view.ShellQuote(string(p.body(""))))
 }
 
 // errFinished refuses an action that a finished rollout cannot take.
@@ -61,7 +62,7 @@ func approvePatch(ro *v1.FirmwareRollout) (specPatch, error) {
 	if ro.Status.Phase.Terminal() {
 		return specPatch{}, errFinished(ro, "approve")
 	}
-	gates := approvalGates(ro)
+	gates := view.ApprovalGates(ro)
 	approved := int(ro.Spec.ApprovedWaves)
 	if len(gates) == 0 {
 		return specPatch{}, fmt.Errorf("firmwarerollout %s/%s has no wave with requireApproval: nothing to approve", ro.Namespace, ro.Name)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/view"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -113,20 +114,20 @@ func rolloutEvents() []eventsv1.Event {
 }
 
 func TestRenderRolloutGolden(t *testing.T) {
-	tests := map[string]func() RolloutView{
-		"rollout_progressing": func() RolloutView {
-			return RolloutView{Rollout: rolloutFixture(), Events: rolloutEvents(), Now: now}
+	tests := map[string]func() view.RolloutView{
+		"rollout_progressing": func() view.RolloutView {
+			return view.RolloutView{Rollout: rolloutFixture(), Events: rolloutEvents(), Now: now}
 		},
-		"rollout_watching": func() RolloutView {
+		"rollout_watching": func() view.RolloutView {
 			// Watched for 5 minutes, during which 20 devices succeeded
 			// and 25 finished.
 			ro := rolloutFixture()
-			base := sampleOf(ro, now.Add(-5*time.Minute))
+			base := view.SampleOf(ro, now.Add(-5*time.Minute))
 			base.Succeeded -= 20
 			base.Finished -= 25
-			return RolloutView{Rollout: ro, Events: rolloutEvents(), Now: now, Baseline: &base}
+			return view.RolloutView{Rollout: ro, Events: rolloutEvents(), Now: now, Baseline: &base}
 		},
-		"rollout_approval": func() RolloutView {
+		"rollout_approval": func() view.RolloutView {
 			ro := rolloutFixture()
 			ro.Spec.ApprovedWaves = 0
 			ro.Status.Phase = v1.PhaseWaitingForApproval
@@ -135,24 +136,24 @@ func TestRenderRolloutGolden(t *testing.T) {
 			ro.Status.Waves[1] = v1.WaveStatus{State: v1.WaveWaitingForApproval, Targeted: 120}
 			ro.Status.Conditions = ro.Status.Conditions[:1]
 			ro.Status.Conditions[0].Reason = v1.ReasonWaitingForApproval
-			return RolloutView{Rollout: ro, EventsErr: "cannot list events: forbidden; ask for list and watch on events.k8s.io events", Now: now}
+			return view.RolloutView{Rollout: ro, EventsErr: "cannot list events: forbidden; ask for list and watch on events.k8s.io events", Now: now}
 		},
-		"rollout_policy_paused": func() RolloutView {
+		"rollout_policy_paused": func() view.RolloutView {
 			ro := rolloutFixture()
 			ro.Status.Phase = v1.PhasePaused
 			ro.Status.Message = "failure policy tripped: 9 of 80 finished devices failed (11.2%), more than 5%"
 			ro.Status.Conditions[3] = cond(v1.ConditionDegraded, metav1.ConditionTrue, v1.ReasonFailureThreshold, ro.Status.Message, 3*time.Minute)
-			return RolloutView{Rollout: ro, Now: now}
+			return view.RolloutView{Rollout: ro, Now: now}
 		},
-		"rollout_soaking": func() RolloutView {
+		"rollout_soaking": func() view.RolloutView {
 			ro := rolloutFixture()
 			ro.Status.CurrentWave = 1
 			ro.Status.Waves[0].State = v1.WaveSoaking
 			ro.Status.Waves[0].CompletionTime = at(10 * time.Minute)
 			ro.Status.Waves[1] = v1.WaveStatus{State: v1.WavePending, Targeted: 120}
-			return RolloutView{Rollout: ro, Now: now}
+			return view.RolloutView{Rollout: ro, Now: now}
 		},
-		"rollout_succeeded": func() RolloutView {
+		"rollout_succeeded": func() view.RolloutView {
 			ro := rolloutFixture()
 			ro.Spec.ApprovedWaves = 2
 			ro.Spec.SkipDevices = nil
@@ -171,19 +172,19 @@ func TestRenderRolloutGolden(t *testing.T) {
 				cond(v1.ConditionReady, metav1.ConditionTrue, v1.ReasonRolloutSucceeded, "all waves completed", 0),
 				cond(v1.ConditionFinished, metav1.ConditionTrue, v1.ReasonRolloutSucceeded, "all waves completed", 0),
 			}
-			return RolloutView{Rollout: ro, Now: now}
+			return view.RolloutView{Rollout: ro, Now: now}
 		},
-		"rollout_new": func() RolloutView {
+		"rollout_new": func() view.RolloutView {
 			ro := rolloutFixture()
 			ro.Status = v1.FirmwareRolloutStatus{}
 			ro.Spec.Schedule = &v1.Schedule{StartTime: &metav1.Time{Time: now.Add(2 * time.Hour)}}
 			ro.Status.Phase = v1.PhasePending
-			return RolloutView{Rollout: ro, Now: now}
+			return view.RolloutView{Rollout: ro, Now: now}
 		},
 	}
-	for name, view := range tests {
+	for name, input := range tests {
 		t.Run(name, func(t *testing.T) {
-			golden(t, name, RenderRollout(view()))
+			golden(t, name, view.RenderRollout(input()))
 		})
 	}
 }
@@ -214,11 +215,11 @@ func fleetFixture() *v1.DeviceFleet {
 }
 
 func TestRenderFleetGolden(t *testing.T) {
-	golden(t, "fleet", RenderFleet(fleetFixture(), now))
+	golden(t, "fleet", view.RenderFleet(fleetFixture(), now))
 	empty := fleetFixture()
 	empty.Spec.Broker.ProtocolVersion = v1.ProtocolV311
 	empty.Status = v1.DeviceFleetStatus{}
-	golden(t, "fleet_new", RenderFleet(empty, now))
+	golden(t, "fleet_new", view.RenderFleet(empty, now))
 }
 
 // TestScreenPiped checks that a watch into a pipe prints one block per
@@ -251,45 +252,9 @@ func TestScreenTerminal(t *testing.T) {
 	}
 }
 
-func TestBar(t *testing.T) {
-	tests := []struct {
-		width int
-		segs  []segment
-		want  string
-	}{
-		{10, nil, "[          ]"},
-		{10, []segment{{5, '#'}, {5, '.'}}, "[#####.....]"},
-		{10, []segment{{1, '#'}, {2, '>'}, {0, 'x'}}, "[###>>>>>>>]"},
-		// One failure among thousands still shows.
-		{10, []segment{{9999, '#'}, {1, 'x'}}, "[#########x]"},
-		{10, []segment{{1, '#'}, {1, '>'}, {1, 'x'}}, "[####>>>xxx]"},
-		{4, []segment{{1, 'a'}, {1, 'b'}, {1, 'c'}, {1, 'd'}, {1, 'e'}}, "[abcd]"},
-	}
-	for _, tc := range tests {
-		if got := bar(tc.width, tc.segs...); got != tc.want {
-			t.Errorf("bar(%d, %v) = %q, want %q", tc.width, tc.segs, got, tc.want)
-		}
-		if got := bar(tc.width, tc.segs...); len(got) != tc.width+2 {
-			t.Errorf("bar(%d, %v) is %d wide", tc.width, tc.segs, len(got))
-		}
-	}
-}
-
-func TestOneLineAndQuote(t *testing.T) {
-	if got := oneLine("a\tb\nc\x1b[2Jd\u009b"); got != "a b c [2Jd " {
-		t.Errorf("oneLine = %q", got)
-	}
-	for in, want := range map[string]string{
-		"sensor-2.1.0":          "sensor-2.1.0",
-		`{"spec":{"paused":1}}`: `'{"spec":{"paused":1}}'`,
-		"it's":                  `'it'\''s'`,
-		"":                      "''",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-	if !strings.Contains(RenderRollout(RolloutView{Rollout: rolloutFixture(), Now: now}), "Events: <none>") {
+// TestRenderRolloutWithoutEvents: a rollout without events says so.
+func TestRenderRolloutWithoutEvents(t *testing.T) {
+	if !strings.Contains(view.RenderRollout(view.RolloutView{Rollout: rolloutFixture(), Now: now}), "Events: <none>") {
 		t.Error("a rollout without events does not say so")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/devicesim"
+	"github.com/heraldiot/herald/internal/view"
 )
 
 // Options configure Run.
@@ -106,12 +107,16 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return res, err
 	}
 	st.say("==> applying config/samples, pointed at this machine by %s", st.rel(filepath.Join(samples.Overlay, "kustomization.yaml")))
+	if len(samples.LeftOut) > 0 {
+		st.say("    the demo runs one rollout, %s; it leaves out %s", samples.Rollout.Name, strings.Join(samples.LeftOut, ", "))
+	}
 	if err := st.kubectlShow(ctx, "apply", "-k", samples.Overlay); err != nil {
 		return res, err
 	}
 	if res.Fleet, err = st.waitFleet(ctx, samples, n, sim); err != nil {
 		return res, err
 	}
+	st.introducePlugin(samples, o.Keep)
 	res.Rollout, err = st.watchRollout(ctx, o, samples, sim)
 	res.Downloads = st.Firmware.Downloads()
 	if res.Rollout != nil && ctx.Err() == nil {
@@ -141,7 +146,7 @@ func (s *Stack) startFleet(ctx context.Context, o Options, samples *Samples, pro
 	}
 	words := []string{s.rel(bin)}
 	for _, a := range args {
-		words = append(words, shellQuote(s.rel(a)))
+		words = append(words, view.ShellQuote(s.rel(a)))
 	}
 	s.say("==> fleet: %s", strings.Join(words, " "))
 	s.say("    log: %s", s.rel(p.Log))
@@ -253,6 +258,7 @@ func (s *Stack) watchRollout(ctx context.Context, o Options, samples *Samples, s
 			return &cur, &RolloutError{Phase: st.Phase, Message: st.Message}
 		case st.Phase == v1.PhasePaused && apimeta.IsStatusConditionTrue(st.Conditions, v1.ConditionDegraded):
 			s.say("==> the failure policy paused the rollout: %s", st.Message)
+			s.say("    `%s` lists every failed device with its reason, read from the broker", pluginCommand(key.Namespace, "devices", key.Name, "--state", "failed"))
 			settled, err := s.settle(ctx, key)
 			if err != nil {
 				return &cur, err
@@ -262,8 +268,13 @@ func (s *Stack) watchRollout(ctx context.Context, o Options, samples *Samples, s
 			if approveAt.IsZero() {
 				approveAt = time.Now().Add(o.ApprovePause)
 				s.say("==> %s", st.Message)
+				s.showRollout(ctx, &cur)
+				header = false // the table goes on below the view
+				approve := pluginCommand(key.Namespace, "approve", key.Name)
 				if o.ApprovePause > 0 {
-					s.say("    a person would look at wave %d first; the demo approves in %s:", st.CurrentWave, o.ApprovePause)
+					s.say("    a person would look at wave %d first, then approve with `%s`; in %s the demo sends the same patch:", st.CurrentWave, approve, o.ApprovePause)
+				} else {
+					s.say("    the demo approves at once, with the patch `%s` sends:", approve)
 				}
 			}
 			if !time.Now().Before(approveAt) {
@@ -345,27 +356,16 @@ func gatesUpTo(ro *v1.FirmwareRollout) int32 {
 	return ro.Spec.ApprovedWaves + 1
 }
 
-// summarize prints the outcome and returns the fleet as it is then.
+// summarize prints the outcome, as the plugin shows the rollout and its
+// fleet, and returns the fleet as it is then.
 func (s *Stack) summarize(ctx context.Context, samples *Samples, ro *v1.FirmwareRollout, downloads int64) *v1.DeviceFleet {
 	st := &ro.Status
-	t := st.Totals
 	took := ""
 	if st.StartTime != nil && st.CompletionTime != nil {
 		took = " in " + st.CompletionTime.Sub(st.StartTime.Time).String()
 	}
 	s.say("==> FirmwareRollout %s %s%s: %s", ro.Name, st.Phase, took, st.Message)
-	for i, w := range st.Waves {
-		s.say("      wave %d: %4d devices, %4d succeeded, %3d failed, %3d rejected (%s)", i+1, w.Targeted, w.Succeeded, w.Failed, w.Rejected, w.State)
-	}
-	s.say("    totals: %d targeted: %d succeeded, %d failed, %d rejected, %d canceled, %d waiting, %d offline",
-		t.Targeted, t.Succeeded, t.Failed, t.Rejected, t.Canceled, t.Waiting, t.Offline)
-	if len(st.FailureSample) > 0 {
-		var parts []string
-		for _, f := range st.FailureSample {
-			parts = append(parts, f.Device+" ("+f.Reason+")")
-		}
-		s.say("    failure sample: %s", strings.Join(parts, ", "))
-	}
+	s.showRollout(ctx, ro)
 	s.say("    firmware image downloads served: %d", downloads)
 	// The fleet's status follows the devices' inventories within a
 	// second or so; wait for it to show the new firmware before printing.
@@ -373,20 +373,17 @@ func (s *Stack) summarize(ctx context.Context, samples *Samples, ro *v1.Firmware
 	var f v1.DeviceFleet
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Client.Get(ctx, key, &f) == nil && time.Now().Before(deadline) {
-		if st.Phase != v1.PhaseSucceeded || countOf(f.Status.FirmwareVersions, ro.Spec.Firmware.Version) >= t.Succeeded {
+		if st.Phase != v1.PhaseSucceeded || countOf(f.Status.FirmwareVersions, ro.Spec.Firmware.Version) >= st.Totals.Succeeded {
 			break
 		}
 		if !Sleep(ctx, 200*time.Millisecond) {
 			break
 		}
 	}
-	var versions []string
-	for _, v := range f.Status.FirmwareVersions {
-		versions = append(versions, fmt.Sprintf("%s ×%d", v.Value, v.Count))
-	}
-	s.say("    DeviceFleet %s: %d devices, %d online; firmware now %s", f.Name, f.Status.Devices.Known, f.Status.Devices.Online, strings.Join(versions, ", "))
-	if int(f.Status.Devices.Known) > int(t.Targeted) {
-		s.say("    (%d devices were not targeted: their model, labels or version are outside the rollout's selection)", int(f.Status.Devices.Known)-int(t.Targeted))
+	s.say("==> DeviceFleet %s after the rollout:", f.Name)
+	s.showFleet(&f)
+	if untargeted := int(f.Status.Devices.Known) - int(st.Totals.Targeted); untargeted > 0 {
+		s.say("    (%d devices were not targeted: their model, labels or version are outside the rollout's selection)", untargeted)
 	}
 	_ = s.kubectlShow(ctx, inNamespace(key.Namespace, "get", "devicefleets,firmwarerollouts")...)
 	return &f
@@ -407,6 +404,10 @@ func (s *Stack) keep(ctx context.Context, samples *Samples) {
 	host, port, _ := strings.Cut(s.Broker.Addr, ":")
 	kubectl := s.rel(s.Kubectl) + " --kubeconfig " + s.rel(s.Kubeconfig)
 	s.say("==> DEMO_KEEP: everything keeps running until you press Ctrl-C. In another terminal, try:")
+	s.say("    %s", s.pluginEnv())
+	s.say("    %s", pluginCommand(samples.Rollout.Namespace, "get", "rollout", samples.Rollout.Name, "--watch"))
+	s.say("    %s", pluginCommand(samples.Rollout.Namespace, "devices", samples.Rollout.Name, "--state", "failed", "-o", "wide"))
+	s.say("    %s", pluginCommand(samples.Fleet.Namespace, "fleet", samples.Fleet.Name))
 	s.say("    %s get devicefleets,firmwarerollouts", kubectl)
 	s.say("    %s describe firmwarerollout %s", kubectl, samples.Rollout.Name)
 	s.say("    %s get events --sort-by=.metadata.creationTimestamp", kubectl)

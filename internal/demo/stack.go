@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/testenv"
+	"github.com/heraldiot/herald/internal/view"
 )
 
 // Config says where a Stack finds what it runs and where it writes.
@@ -374,7 +375,7 @@ func (s *Stack) kubectlShow(ctx context.Context, args ...string) error {
 func (s *Stack) command(args ...string) string {
 	words := []string{s.rel(s.Kubectl), "--kubeconfig", s.rel(s.Kubeconfig)}
 	for _, a := range args {
-		words = append(words, shellQuote(s.rel(a)))
+		words = append(words, view.ShellQuote(s.rel(a)))
 	}
 	return strings.Join(words, " ")
 }
@@ -389,16 +390,6 @@ func (s *Stack) rel(path string) string {
 		return path
 	}
 	return r
-}
-
-// shellQuote quotes a word for a POSIX shell when it needs quoting.
-func shellQuote(w string) string {
-	if w != "" && strings.IndexFunc(w, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r))
-	}) < 0 {
-		return w
-	}
-	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 // since renders the time since start for narration: "3.2s".

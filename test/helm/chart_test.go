@@ -31,6 +31,9 @@ type releaseCase struct {
 	// args are the manager container's arguments; image its image.
 	args  []string
 	image string
+	// watch are the namespaces the manager watches, each with a Role for
+	// it; none means every namespace, with a ClusterRole.
+	watch []string
 }
 
 // crdKeys are the chart's CRDs, rendered with --include-crds.
@@ -139,7 +142,43 @@ var releases = []releaseCase{{
 	}, crdKeys...),
 	args:  []string{"--leader-elect", "--metrics-bind-address=0", "--health-probe-bind-address=:8081"},
 	image: "ghcr.io/heraldiot/herald:" + chartAppVersion(),
+}, {
+	name: "watch namespaces",
+	rel: release{name: "scoped", namespace: "herald-scoped", values: map[string]any{
+		// A repeat is left out.
+		"watchNamespaces": []any{"team-a", "team-b", "team-a"},
+	}},
+	objects: append([]string{
+		"ClusterRole/scoped-herald-metrics-auth",
+		"ClusterRole/scoped-herald-metrics-reader",
+		"ClusterRoleBinding/scoped-herald-metrics-auth",
+		"Deployment/herald-scoped/scoped-herald-manager",
+		"Role/herald-scoped/scoped-herald-leader-election",
+		"Role/team-a/scoped-herald-manager",
+		"Role/team-b/scoped-herald-manager",
+		"RoleBinding/herald-scoped/scoped-herald-leader-election",
+		"RoleBinding/team-a/scoped-herald-manager",
+		"RoleBinding/team-b/scoped-herald-manager",
+		"Service/herald-scoped/scoped-herald-metrics",
+		"ServiceAccount/herald-scoped/scoped-herald-manager",
+	}, crdKeys...),
+	args: []string{"--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure=true",
+		"--health-probe-bind-address=:8081", "--watch-namespace=team-a,team-b"},
+	image: "ghcr.io/heraldiot/herald:" + chartAppVersion(),
+	watch: []string{"team-a", "team-b"},
 }}
+
+// releaseNamed returns the release case called name.
+func releaseNamed(t testing.TB, name string) releaseCase {
+	t.Helper()
+	for _, tc := range releases {
+		if tc.name == name {
+			return tc
+		}
+	}
+	t.Fatalf("no release case %q", name)
+	return releaseCase{}
+}
 
 // chartAppVersion is Chart.yaml's appVersion, the default image tag.
 func chartAppVersion() string {
@@ -208,7 +247,8 @@ func TestLint(t *testing.T) {
 }
 
 // TestRender checks, for each release, the objects rendered, the manager's
-// arguments and image, that the manager's ClusterRole grants exactly
+// arguments and image, that the manager's ClusterRole (or, watching some
+// namespaces, its Role in each of them) grants exactly
 // config/rbac/role.yaml's rules to the manager's ServiceAccount, and that
 // the metrics Service and ServiceMonitor select what they should.
 func TestRender(t *testing.T) {
@@ -230,16 +270,7 @@ func TestRender(t *testing.T) {
 				t.Errorf("manager image %q, want %q", c.Image, tc.image)
 			}
 
-			// The manager's ClusterRole and binding share the Deployment's name.
-			var role rbacv1.ClusterRole
-			convert(t, find(t, objs, "ClusterRole", dep.Name), &role)
-			semanticDiff(t, "ClusterRole "+role.Name+" rules", role.Rules, wantRules)
-			var binding rbacv1.ClusterRoleBinding
-			convert(t, find(t, objs, "ClusterRoleBinding", dep.Name), &binding)
-			wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: dep.Spec.Template.Spec.ServiceAccountName, Namespace: tc.rel.namespace}}
-			if binding.RoleRef.Name != role.Name || !equality.Semantic.DeepEqual(binding.Subjects, wantSubjects) {
-				t.Errorf("ClusterRoleBinding %s binds %s to %+v, want %s to %+v", binding.Name, binding.RoleRef.Name, binding.Subjects, role.Name, wantSubjects)
-			}
+			checkManagerRBAC(t, objs, tc, &dep, wantRules)
 
 			podLabels := dep.Spec.Template.Labels
 			if sel := dep.Spec.Selector.MatchLabels; !selects(sel, podLabels) {
@@ -270,6 +301,38 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// checkManagerRBAC checks that the manager's rules are granted to its
+// ServiceAccount under the Deployment's name: by a ClusterRole and its
+// binding, or, watching some namespaces, by a Role and RoleBinding in each
+// of them and nothing cluster-wide.
+func checkManagerRBAC(t *testing.T, objs []*unstructured.Unstructured, tc releaseCase, dep *appsv1.Deployment, wantRules []rbacv1.PolicyRule) {
+	t.Helper()
+	wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: dep.Spec.Template.Spec.ServiceAccountName, Namespace: tc.rel.namespace}}
+	check := func(roleKind, bindingKind, namespace string) {
+		var role rbacv1.ClusterRole
+		convert(t, findIn(t, objs, roleKind, namespace, dep.Name), &role)
+		semanticDiff(t, roleKind+" "+namespace+"/"+role.Name+" rules", role.Rules, wantRules)
+		var binding rbacv1.RoleBinding
+		convert(t, findIn(t, objs, bindingKind, namespace, dep.Name), &binding)
+		wantRef := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: roleKind, Name: role.Name}
+		if binding.RoleRef != wantRef || !equality.Semantic.DeepEqual(binding.Subjects, wantSubjects) {
+			t.Errorf("%s %s/%s binds %+v to %+v, want %+v to %+v", bindingKind, namespace, binding.Name, binding.RoleRef, binding.Subjects, wantRef, wantSubjects)
+		}
+	}
+	if len(tc.watch) == 0 {
+		check("ClusterRole", "ClusterRoleBinding", "")
+		return
+	}
+	for _, ns := range tc.watch {
+		check("Role", "RoleBinding", ns)
+	}
+	for _, o := range objs {
+		if (o.GetKind() == "ClusterRole" || o.GetKind() == "ClusterRoleBinding") && o.GetName() == dep.Name {
+			t.Errorf("%s: the manager watches only %v, so it should have no cluster-wide rights", objectKey(o), tc.watch)
+		}
+	}
+}
+
 // TestRenderRefuses: values that would give a broken install fail the
 // render with a message saying what to change.
 func TestRenderRefuses(t *testing.T) {
@@ -285,6 +348,10 @@ func TestRenderRefuses(t *testing.T) {
 		"existing service account without a name": {
 			values: map[string]any{"serviceAccount": map[string]any{"create": false}},
 			want:   "serviceAccount.name is required when serviceAccount.create is false",
+		},
+		"watch namespace that is not a name": {
+			values: map[string]any{"watchNamespaces": "team-a,Team_B"},
+			want:   `watchNamespaces: "Team_B" is not a namespace name`,
 		},
 		"service monitor without metrics": {
 			values: map[string]any{"metrics": map[string]any{"enabled": false}, "serviceMonitor": map[string]any{"enabled": true}},
@@ -402,6 +469,19 @@ func only(t testing.TB, objs []*unstructured.Unstructured, kind string) *unstruc
 		t.Fatalf("want one %s, found %d among %v", kind, len(found), objectKeys(objs))
 	}
 	return found[0]
+}
+
+// findIn returns the object with the given kind, namespace ("" for a
+// cluster-scoped one) and name, failing the test when there is none.
+func findIn(t testing.TB, objs []*unstructured.Unstructured, kind, namespace, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetNamespace() == namespace && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s/%s among %v", kind, namespace, name, objectKeys(objs))
+	return nil
 }
 
 // selects reports whether a non-empty equality selector matches labels.

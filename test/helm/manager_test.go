@@ -249,8 +249,15 @@ spec:
 }
 
 // eventually polls check until it returns nil, failing the test with its
-// last error after timeout.
+// last error and the package manager's log after timeout.
 func eventually(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	poll(t, timeout, check, running.log)
+}
+
+// poll polls check until it returns nil, failing the test with its last
+// error and the end of log after timeout.
+func poll(t testing.TB, timeout time.Duration, check func() error, log *lockedBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -259,7 +266,7 @@ func eventually(t testing.TB, timeout time.Duration, check func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v\nmanager log:\n%s", timeout, err, running.log.tail(40))
+			t.Fatalf("after %s: %v\nlog:\n%s", timeout, err, log.tail(40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -49,6 +49,30 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
+herald.watchNamespaces is watchNamespaces (a list, or a comma-separated
+string) as the comma-separated list --watch-namespace takes, without blanks
+and repeats; empty means every namespace. A name no namespace can have
+fails the render: the manager would refuse it at start.
+*/}}
+{{- define "herald.watchNamespaces" -}}
+{{- $given := .Values.watchNamespaces | default list -}}
+{{- if kindIs "string" $given -}}
+{{- $given = splitList "," $given -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $given -}}
+{{- $ns := toString . | trim -}}
+{{- if $ns -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" $ns) -}}
+{{- fail (printf "watchNamespaces: %q is not a namespace name (lower case letters, digits and '-', at most 63)" $ns) -}}
+{{- end -}}
+{{- $out = append $out $ns -}}
+{{- end -}}
+{{- end -}}
+{{- $out | uniq | join "," -}}
+{{- end -}}
+
+{{/*
 herald.validate stops a release that would misbehave: two managers without
 leader election would both hold broker sessions under the same client IDs
 and take each other's connections away.

@@ -1,4 +1,4 @@
-package main
+package view
 
 import (
 	"fmt"
@@ -113,22 +113,23 @@ func age(now, t time.Time) string {
 	return human(now.Sub(t))
 }
 
-// table collects rows of cells and writes them aligned, each line after
-// indent. Cells must not hold tabs or newlines.
-type table struct {
-	indent string
+// Table collects rows of cells and writes them aligned, each line after
+// Indent. Cells must not hold tabs or newlines.
+type Table struct {
+	Indent string
 	rows   [][]string
 }
 
-func (t *table) row(cells ...string) { t.rows = append(t.rows, cells) }
+// Row adds a row.
+func (t *Table) Row(cells ...string) { t.rows = append(t.rows, cells) }
 
-// write prints the table. Lines lose the padding tabwriter gives a cell
+// Write prints the table. Lines lose the padding tabwriter gives a cell
 // followed by empty ones.
-func (t *table) write(w io.Writer) {
+func (t *Table) Write(w io.Writer) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
 	for _, r := range t.rows {
-		fmt.Fprintln(tw, t.indent+strings.Join(r, "\t"))
+		fmt.Fprintln(tw, t.Indent+strings.Join(r, "\t"))
 	}
 	tw.Flush()
 	for line := range strings.Lines(b.String()) {
@@ -136,10 +137,10 @@ func (t *table) write(w io.Writer) {
 	}
 }
 
-// oneLine makes text from the cluster or a device safe for one table cell:
+// OneLine makes text from the cluster or a device safe for one table cell:
 // control characters, tabs and newlines become spaces, so that a message
 // can neither break the layout nor send escape sequences to a terminal.
-func oneLine(s string) string {
+func OneLine(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || (0x80 <= r && r <= 0x9f) {
 			return ' '
@@ -148,25 +149,25 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// orDash returns s, or "-" when it is empty.
-func orDash(s string) string {
+// OrDash returns s, or "-" when it is empty.
+func OrDash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
 }
 
-// shellQuote quotes s for a POSIX shell when it holds anything but
+// ShellQuote quotes s for a POSIX shell when it holds anything but
 // characters that never need quoting.
-func shellQuote(s string) string {
+func ShellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// plural returns "1 device" or "3 devices".
-func plural(n int64, word string) string {
+// Plural returns "1 device" or "3 devices".
+func Plural(n int64, word string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, word)
 	}

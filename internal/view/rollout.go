@@ -1,4 +1,4 @@
-package main
+package view
 
 import (
 	"fmt"
@@ -43,8 +43,8 @@ type RateSample struct {
 	Succeeded, Finished int32
 }
 
-// sampleOf takes the rollout's counts at now.
-func sampleOf(ro *v1.FirmwareRollout, now time.Time) RateSample {
+// SampleOf takes the rollout's counts at now.
+func SampleOf(ro *v1.FirmwareRollout, now time.Time) RateSample {
 	t := &ro.Status.Totals
 	return RateSample{Time: now, Succeeded: t.Succeeded, Finished: t.Succeeded + t.Failed + t.Rejected + t.Canceled + t.Skipped}
 }
@@ -76,9 +76,9 @@ func RenderRollout(v RolloutView) string {
 	field("Name", "%s/%s", ro.Namespace, ro.Name)
 	field("Fleet", "%s", ro.Spec.FleetRef.Name)
 	field("Firmware", "%s for %s", ro.Spec.Firmware.Version, strings.Join(ro.Spec.Firmware.Models, ", "))
-	field("Phase", "%s", orDash(string(st.Phase)))
+	field("Phase", "%s", OrDash(string(st.Phase)))
 	if st.Message != "" {
-		field("Message", "%s", oneLine(st.Message))
+		field("Message", "%s", OneLine(st.Message))
 	}
 	if n := len(ro.Spec.Strategy.Waves); st.CurrentWave > 0 {
 		field("Wave", "%d of %d", st.CurrentWave, n)
@@ -114,16 +114,16 @@ func RenderRollout(v RolloutView) string {
 
 	if len(st.FailureSample) > 0 {
 		b.WriteString("\nRecent failures:\n")
-		t := table{indent: "  "}
-		t.row("DEVICE", "STATE", "REASON", "AGE")
+		t := Table{Indent: "  "}
+		t.Row("DEVICE", "STATE", "REASON", "AGE")
 		for _, f := range st.FailureSample {
 			state := f.State
 			if state == "" {
 				state = "failed"
 			}
-			t.row(oneLine(f.Device), oneLine(state), oneLine(orDash(f.Reason)), age(v.Now, f.Time.Time))
+			t.Row(OneLine(f.Device), OneLine(state), OneLine(OrDash(f.Reason)), age(v.Now, f.Time.Time))
 		}
-		t.write(&b)
+		t.Write(&b)
 	}
 
 	b.WriteString("\nEvents:")
@@ -134,7 +134,7 @@ func RenderRollout(v RolloutView) string {
 // specSummary lists the spec fields a person drives, when set.
 func specSummary(ro *v1.FirmwareRollout) string {
 	var parts []string
-	if gates := approvalGates(ro); len(gates) > 0 {
+	if gates := ApprovalGates(ro); len(gates) > 0 {
 		parts = append(parts, fmt.Sprintf("approvedWaves %d of %d gates", ro.Spec.ApprovedWaves, len(gates)))
 	}
 	if ro.Spec.Paused {
@@ -147,7 +147,7 @@ func specSummary(ro *v1.FirmwareRollout) string {
 		parts = append(parts, "canceled")
 	}
 	if n := len(ro.Spec.SkipDevices); n > 0 {
-		parts = append(parts, plural(int64(n), "device")+" in skipDevices")
+		parts = append(parts, Plural(int64(n), "device")+" in skipDevices")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -193,8 +193,8 @@ func countsOf(w *v1.WaveStatus) waveCounts {
 
 func renderWaves(b *strings.Builder, ro *v1.FirmwareRollout) {
 	spec, st := ro.Spec.Strategy.Waves, ro.Status.Waves
-	t := table{indent: "  "}
-	t.row("", "WAVE", "SIZE", "STATE", "DEVICES", "PROGRESS", "OK", "RUN", "FAIL", "REJ", "SKIP", "WAIT", "GATE")
+	t := Table{Indent: "  "}
+	t.Row("", "WAVE", "SIZE", "STATE", "DEVICES", "PROGRESS", "OK", "RUN", "FAIL", "REJ", "SKIP", "WAIT", "GATE")
 	for i := range max(len(spec), len(st)) {
 		mark := ""
 		if int32(i+1) == ro.Status.CurrentWave {
@@ -205,7 +205,7 @@ func renderWaves(b *strings.Builder, ro *v1.FirmwareRollout) {
 			size, gate = waveSize(&spec[i]), waveGate(&spec[i])
 		}
 		if i >= len(st) {
-			t.row(mark, strconv.Itoa(i+1), size, "-", "-", bar(barWidth), "-", "-", "-", "-", "-", "-", gate)
+			t.Row(mark, strconv.Itoa(i+1), size, "-", "-", bar(barWidth), "-", "-", "-", "-", "-", "-", gate)
 			continue
 		}
 		w := &st[i]
@@ -215,10 +215,10 @@ func renderWaves(b *strings.Builder, ro *v1.FirmwareRollout) {
 			segment{int64(c.failed), cellFailed}, segment{int64(c.rejected), cellRejected},
 			segment{int64(c.skipped), cellSkipped}, segment{int64(c.waiting), cellWaiting})
 		num := func(n int32) string { return strconv.Itoa(int(n)) }
-		t.row(mark, strconv.Itoa(i+1), size, string(w.State), num(w.Targeted), pb,
+		t.Row(mark, strconv.Itoa(i+1), size, string(w.State), num(w.Targeted), pb,
 			num(c.ok), num(c.run), num(c.failed), num(c.rejected), num(c.skipped), num(c.waiting), gate)
 	}
-	t.write(b)
+	t.Write(b)
 	fmt.Fprintf(b, "  %s\n", barLegend)
 }
 
@@ -243,8 +243,8 @@ func waveGate(w *v1.Wave) string {
 	return strings.Join(parts, ", ")
 }
 
-// approvalGates are the indexes of the waves that require approval.
-func approvalGates(ro *v1.FirmwareRollout) []int {
+// ApprovalGates are the indexes of the waves that require approval.
+func ApprovalGates(ro *v1.FirmwareRollout) []int {
 	var gates []int
 	for i, w := range ro.Spec.Strategy.Waves {
 		if w.RequireApproval {
@@ -258,7 +258,7 @@ func approvalGates(ro *v1.FirmwareRollout) []int {
 // over what they were measured; ok is false when nothing can be measured.
 func rates(v RolloutView) (succeeded, finished float64, basis string, ok bool) {
 	st := &v.Rollout.Status
-	now := sampleOf(v.Rollout, v.Now)
+	now := SampleOf(v.Rollout, v.Now)
 	var from RateSample
 	switch {
 	case st.Phase.Terminal() && st.StartTime != nil && st.CompletionTime != nil:
@@ -310,7 +310,7 @@ func etaLine(v RolloutView) string {
 		return ""
 	}
 	eta := time.Duration(float64(left) / finished * float64(time.Minute)).Round(time.Second)
-	return fmt.Sprintf("~%s for wave %d (%s left, finishing %.1f/min)", human(eta), st.CurrentWave, plural(int64(left), "device"), finished)
+	return fmt.Sprintf("~%s for wave %d (%s left, finishing %.1f/min)", human(eta), st.CurrentWave, Plural(int64(left), "device"), finished)
 }
 
 // nextLine says what the rollout waits for and, when a person can act, how.
@@ -363,12 +363,12 @@ func renderConditions(b *strings.Builder, conds []metav1.Condition, now time.Tim
 		b.WriteString("  <none>\n")
 		return
 	}
-	t := table{indent: "  "}
-	t.row("TYPE", "STATUS", "REASON", "AGE", "MESSAGE")
+	t := Table{Indent: "  "}
+	t.Row("TYPE", "STATUS", "REASON", "AGE", "MESSAGE")
 	for _, c := range conds {
-		t.row(oneLine(c.Type), string(c.Status), oneLine(orDash(c.Reason)), age(now, c.LastTransitionTime.Time), oneLine(c.Message))
+		t.Row(OneLine(c.Type), string(c.Status), OneLine(OrDash(c.Reason)), age(now, c.LastTransitionTime.Time), OneLine(c.Message))
 	}
-	t.write(b)
+	t.Write(b)
 }
 
 // eventTime is when an event (or the last of its series) happened.
@@ -386,7 +386,7 @@ func eventTime(e *eventsv1.Event) time.Time {
 
 func renderEvents(b *strings.Builder, v RolloutView) {
 	if v.EventsErr != "" {
-		fmt.Fprintf(b, " <%s>\n", oneLine(v.EventsErr))
+		fmt.Fprintf(b, " <%s>\n", OneLine(v.EventsErr))
 		return
 	}
 	if len(v.Events) == 0 {
@@ -410,14 +410,14 @@ func renderEvents(b *strings.Builder, v RolloutView) {
 		evs = evs[len(evs)-maxEvents:]
 	}
 	b.WriteString("\n")
-	t := table{indent: "  "}
-	t.row("AGE", "TYPE", "REASON", "MESSAGE")
+	t := Table{Indent: "  "}
+	t.Row("AGE", "TYPE", "REASON", "MESSAGE")
 	for _, e := range evs {
 		when := age(v.Now, eventTime(e))
 		if e.Series != nil && e.Series.Count > 1 {
 			when += fmt.Sprintf(" (x%d)", e.Series.Count)
 		}
-		t.row(when, oneLine(orDash(e.Type)), oneLine(orDash(e.Reason)), oneLine(e.Note))
+		t.Row(when, OneLine(OrDash(e.Type)), OneLine(OrDash(e.Reason)), OneLine(e.Note))
 	}
-	t.write(b)
+	t.Write(b)
 }

@@ -1,4 +1,4 @@
-package main
+package view
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ func RenderFleet(f *v1.DeviceFleet, now time.Time) string {
 	field("Broker", "%s (MQTT %s)", strings.Join(f.Spec.Broker.URLs, ", "), version)
 	field("Topic root", "%s", f.Spec.TopicRoot)
 	if c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil {
-		field("Ready", "%s (%s)", c.Status, orDash(c.Reason))
+		field("Ready", "%s (%s)", c.Status, OrDash(c.Reason))
 	} else {
 		field("Ready", "Unknown (no status yet)")
 	}
@@ -72,17 +72,17 @@ func renderHistogram(b *strings.Builder, what string, buckets []v1.ValueCount, k
 		sum += int64(c.Count)
 	}
 	total = max(total, sum)
-	t := table{indent: "  "}
-	t.row(what, "DEVICES", "SHARE")
+	t := Table{Indent: "  "}
+	t.Row(what, "DEVICES", "SHARE")
 	row := func(value string, n int64) {
-		t.row(value, strconv.FormatInt(n, 10), fmt.Sprintf("%.1f%%", 100*float64(n)/float64(total)),
+		t.Row(value, strconv.FormatInt(n, 10), fmt.Sprintf("%.1f%%", 100*float64(n)/float64(total)),
 			bar(barWidth, segment{n, '#'}, segment{total - n, ' '}))
 	}
 	for _, c := range buckets {
-		row(oneLine(c.Value), int64(c.Count))
+		row(OneLine(c.Value), int64(c.Count))
 	}
 	if rest := total - sum; rest > 0 {
 		row("(others)", rest)
 	}
-	t.write(b)
+	t.Write(b)
 }
