@@ -101,6 +101,24 @@ finished keep their outcome.`,
 		})
 }
 
+func newRetryCommand(a *app) *cobra.Command {
+	var rejections bool
+	cmd := newActionCommand(a, "retry ROLLOUT", "Give failed devices one more attempt (raise spec.retryPolicy by one)",
+		`Give every failed device one more attempt: raise the download, install and
+timeout classes of spec.retryPolicy by one (and rejection with
+--rejections). Devices that used all their retries, or had none, are
+notified again with their next attempt right away. Failures of other
+reasons (signature-invalid, version-mismatch) are never retried. A
+rollout that has finished cannot be retried: create a new rollout for the
+devices still on the old version.`,
+		"  kubectl herald retry sensor-2.1.0\n  kubectl herald retry sensor-2.1.0 --rejections --dry-run",
+		cobra.ExactArgs(1), func([]string) action {
+			return action{patch: func(ro *v1.FirmwareRollout) (specPatch, error) { return retryPatch(ro, rejections) }}
+		})
+	cmd.Flags().BoolVar(&rejections, "rejections", false, "retry devices that rejected the update too")
+	return cmd
+}
+
 // runAction reads the rollout, computes the patch and applies it, or
 // prints the kubectl command that would (dry run). A guarded patch that
 // meets a concurrent change is computed again on the new rollout.

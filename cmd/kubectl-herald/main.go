@@ -79,7 +79,7 @@ Every action is a patch of the rollout's spec that kubectl could make too;
 	root.SetErr(a.errOut)
 	root.AddCommand(
 		newGetCommand(a),
-		newApproveCommand(a), newPauseCommand(a, true), newPauseCommand(a, false), newCancelCommand(a), newSkipCommand(a),
+		newApproveCommand(a), newPauseCommand(a, true), newPauseCommand(a, false), newCancelCommand(a), newSkipCommand(a), newRetryCommand(a),
 		newFleetCommand(a),
 		newDevicesCommand(a),
 	)

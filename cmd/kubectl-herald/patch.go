@@ -145,3 +145,52 @@ func skipPatch(ro *v1.FirmwareRollout, devices []string) (specPatch, error) {
 		Guarded: true,
 	}, nil
 }
+
+// retryClasses are the failure classes of spec.retryPolicy that retry
+// raises by default; rejections only when asked, since a refusal is
+// usually the device owner's decision.
+var retryClasses = []string{"download", "install", "timeout"}
+
+// maxRetries is the API's bound on each class of spec.retryPolicy.
+const maxRetries = 10
+
+// retryPatch gives every failed device of the classes one more attempt by
+// raising each class of spec.retryPolicy by one: devices that used their
+// retries (or had none) are retrying again, and the retries go out at
+// once, their backoff having long passed. It is guarded, so two people
+// retrying at once raise the counts once.
+func retryPatch(ro *v1.FirmwareRollout, rejections bool) (specPatch, error) {
+	if ro.Status.Phase.Terminal() {
+		return specPatch{}, fmt.Errorf("%w; create a new rollout for the devices still on the old version", errFinished(ro, "retry"))
+	}
+	p := ro.Spec.RetryPolicy
+	if p == nil {
+		p = &v1.RetryPolicy{}
+	}
+	current := map[string]int32{"download": p.Download, "install": p.Install, "timeout": p.Timeout, "rejection": p.Rejection}
+	classes := retryClasses
+	if rejections {
+		classes = append(slices.Clone(classes), "rejection")
+	}
+	policy := map[string]any{}
+	var changes []string
+	for _, c := range classes {
+		if n := current[c]; n < maxRetries {
+			policy[c] = n + 1
+			changes = append(changes, fmt.Sprintf("%s %d -> %d", c, n, n+1))
+		}
+	}
+	if len(policy) == 0 {
+		return specPatch{}, fmt.Errorf("firmwarerollout %s/%s: spec.retryPolicy allows the API's maximum of %d retries already", ro.Namespace, ro.Name, maxRetries)
+	}
+	failed := ro.Status.Totals.Failed
+	if rejections {
+		failed += ro.Status.Totals.Rejected
+	}
+	return specPatch{
+		Spec: map[string]any{"retryPolicy": policy},
+		Summary: fmt.Sprintf("spec.retryPolicy %s: each failed device of these classes gets one more attempt (%d failed now)",
+			strings.Join(changes, ", "), failed),
+		Guarded: true,
+	}, nil
+}

@@ -102,6 +102,32 @@ func TestPatches(t *testing.T) {
 			summary: "skipping sensor-0042, sensor-0043 (spec.skipDevices now lists 3)",
 			guarded: true,
 		},
+		"retry without a policy": {
+			rollout: rolloutFixture,
+			patch:   func(ro *v1.FirmwareRollout) (specPatch, error) { return retryPatch(ro, false) },
+			body:    `{"spec":{"retryPolicy":{"download":1,"install":1,"timeout":1}}}`,
+			summary: "spec.retryPolicy download 0 -> 1, install 0 -> 1, timeout 0 -> 1",
+			guarded: true,
+		},
+		"retry raises a policy, rejections when asked": {
+			rollout: with(func(ro *v1.FirmwareRollout) { ro.Spec.RetryPolicy = &v1.RetryPolicy{Download: 2, Install: 10} }),
+			patch:   func(ro *v1.FirmwareRollout) (specPatch, error) { return retryPatch(ro, true) },
+			body:    `{"spec":{"retryPolicy":{"download":3,"rejection":1,"timeout":1}}}`,
+			summary: "download 2 -> 3, timeout 0 -> 1, rejection 0 -> 1",
+			guarded: true,
+		},
+		"retry at the API's maximum": {
+			rollout: with(func(ro *v1.FirmwareRollout) {
+				ro.Spec.RetryPolicy = &v1.RetryPolicy{Download: 10, Install: 10, Timeout: 10}
+			}),
+			patch: func(ro *v1.FirmwareRollout) (specPatch, error) { return retryPatch(ro, false) },
+			err:   "allows the API's maximum of 10 retries already",
+		},
+		"retry a finished rollout": {
+			rollout: with(func(ro *v1.FirmwareRollout) { ro.Status.Phase = v1.PhaseSucceeded }),
+			patch:   func(ro *v1.FirmwareRollout) (specPatch, error) { return retryPatch(ro, false) },
+			err:     "create a new rollout for the devices still on the old version",
+		},
 		"skip listed devices": {
 			rollout: rolloutFixture,
 			patch:   func(ro *v1.FirmwareRollout) (specPatch, error) { return skipPatch(ro, []string{"sensor-0099"}) },
