@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,9 +15,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -470,7 +475,7 @@ func (r *FirmwareRolloutReconciler) SetupWithManager(ctx context.Context, mgr ct
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1.FirmwareRollout{}).
+		For(&v1.FirmwareRollout{}, builder.WithPredicates(specOrLifecycleChanged())).
 		WatchesRawSource(source.Channel(r.Sessions.RolloutEvents, handler.EnqueueRequestsFromMapFunc(r.rolloutsOfFleet))).
 		Named("firmwarerollout").
 		Complete(r)
@@ -486,4 +491,21 @@ func (r *FirmwareRolloutReconciler) rolloutsOfFleet(ctx context.Context, o clien
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return out
+}
+
+// specOrLifecycleChanged lets through what a person or GitOps changed (the
+// spec, hence the generation), deletion and finalizers, but not the
+// controller's own status writes: a plan walks every device of the fleet,
+// and re-planning after each status write doubled the planning work of a
+// large rollout for nothing. Device messages and requeues drive the rest.
+func specOrLifecycleChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetGeneration() != n.GetGeneration() ||
+				!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+				!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+				!maps.Equal(o.GetAnnotations(), n.GetAnnotations())
+		},
+	}
 }
