@@ -35,6 +35,8 @@ type options struct {
 	enableHTTP2    bool
 	leaderElect    bool
 	watchNamespace string
+	shardSelector  string
+	leaderElectID  string
 }
 
 func main() {
@@ -50,6 +52,11 @@ func main() {
 		"Elect a leader so only one manager connects to brokers and reconciles at a time.")
 	flag.StringVar(&o.watchNamespace, "watch-namespace", "",
 		"Comma-separated namespaces whose DeviceFleets and FirmwareRollouts the manager reconciles; empty means every namespace.")
+	flag.StringVar(&o.shardSelector, "watch-label-selector", "",
+		"Serve only the DeviceFleets and FirmwareRollouts this label selector matches, e.g. "+controllers.ShardLabel+"=shard1; "+
+			"run one manager Deployment per shard, and one with '!"+controllers.ShardLabel+"' for unlabeled objects.")
+	flag.StringVar(&o.leaderElectID, "leader-election-id", "herald-manager.herald.dev",
+		"Name of the leader election Lease; give each shard its own.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -72,6 +79,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	shard, err := controllers.ParseShardSelector(o.shardSelector)
+	if err != nil {
+		return err
+	}
 	var tlsOpts []func(*tls.Config)
 	if !o.enableHTTP2 {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
@@ -90,12 +101,12 @@ func run(o options) error {
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "herald-manager.herald.dev",
+		LeaderElectionID:       o.leaderElectID,
 		// Brokers allow one session per client ID, so a new leader must not
 		// connect before the old one has stopped: release the lease only on
 		// a clean shutdown, after every controller has returned.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOptions(namespaces),
+		Cache:                         controllers.ShardCache(cacheOptions(namespaces), shard),
 	})
 	if err != nil {
 		return err
@@ -104,7 +115,10 @@ func run(o options) error {
 		ctrl.Log.WithName("setup").Info("watching only some namespaces", "namespaces", namespaces)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.Setup(ctx, mgr, controllers.Options{}); err != nil {
+	if !shard.Empty() {
+		ctrl.Log.WithName("setup").Info("serving one shard", "selector", shard.String())
+	}
+	if err := controllers.Setup(ctx, mgr, controllers.Options{Shard: o.shardSelector}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -52,6 +52,8 @@ type FirmwareRolloutReconciler struct {
 	Metrics  *Metrics
 	// Snapshots keeps the frozen target sets of Snapshot rollouts.
 	Snapshots *snapshotStore
+	// Shard is the manager's label selector, "" for every object.
+	Shard string
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 
@@ -183,6 +185,9 @@ func (r *FirmwareRolloutReconciler) fleetSession(ctx context.Context, ro *v1.Fir
 	var fl v1.DeviceFleet
 	if err := r.Get(ctx, key, &fl); err != nil {
 		msg := fmt.Sprintf("DeviceFleet %q: %v", key.Name, err)
+		if apierrors.IsNotFound(err) && r.Shard != "" {
+			msg += fmt.Sprintf(" among the fleets of this manager's shard (%s): label the fleet like its rollouts (%s)", r.Shard, ShardLabel)
+		}
 		r.notReady(ro, v1.ReasonFleetNotFound, msg)
 		return nil, nil, err
 	}

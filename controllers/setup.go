@@ -19,6 +19,9 @@ type Options struct {
 	// Registerer receives Herald's metrics (default controller-runtime's
 	// registry, served on the manager's metrics endpoint).
 	Registerer prometheus.Registerer
+	// Shard is the manager's --watch-label-selector, for messages about
+	// objects it cannot see; empty when it serves every object.
+	Shard string
 }
 
 // Setup adds the fleet session manager and both controllers to mgr.
@@ -43,5 +46,5 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	return (&FirmwareRolloutReconciler{Client: mgr.GetClient(), Sessions: sessions, Recorder: recorder, Metrics: metrics,
-		Snapshots: newSnapshotStore(mgr.GetClient(), mgr.GetAPIReader())}).SetupWithManager(ctx, mgr)
+		Snapshots: newSnapshotStore(mgr.GetClient(), mgr.GetAPIReader()), Shard: opts.Shard}).SetupWithManager(ctx, mgr)
 }

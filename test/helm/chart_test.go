@@ -143,6 +143,24 @@ var releases = []releaseCase{{
 	args:  []string{"--leader-elect", "--metrics-bind-address=0", "--health-probe-bind-address=:8081"},
 	image: "ghcr.io/heraldiot/herald:" + chartAppVersion(),
 }, {
+	name: "one shard",
+	rel: release{name: "shard1", namespace: "quiet", values: map[string]any{
+		"metrics":       map[string]any{"enabled": false},
+		"shardSelector": "sharding.herald.dev/key=shard1",
+	}},
+	objects: append([]string{
+		"ClusterRole/shard1-herald-manager",
+		"ClusterRoleBinding/shard1-herald-manager",
+		"Deployment/quiet/shard1-herald-manager",
+		"Role/quiet/shard1-herald-leader-election",
+		"RoleBinding/quiet/shard1-herald-leader-election",
+		"ServiceAccount/quiet/shard1-herald-manager",
+	}, crdKeys...),
+	// Each shard elects its own leader.
+	args: []string{"--leader-elect", "--metrics-bind-address=0", "--health-probe-bind-address=:8081",
+		"--watch-label-selector=sharding.herald.dev/key=shard1", "--leader-election-id=shard1-herald.herald.dev"},
+	image: "ghcr.io/heraldiot/herald:" + chartAppVersion(),
+}, {
 	name: "watch namespaces",
 	rel: release{name: "scoped", namespace: "herald-scoped", values: map[string]any{
 		// A repeat is left out.
