@@ -37,6 +37,7 @@ type options struct {
 	watchNamespace string
 	shardSelector  string
 	leaderElectID  string
+	warmStandby    bool
 }
 
 func main() {
@@ -57,6 +58,8 @@ func main() {
 			"run one manager Deployment per shard, and one with '!"+controllers.ShardLabel+"' for unlabeled objects.")
 	flag.StringVar(&o.leaderElectID, "leader-election-id", "herald-manager.herald.dev",
 		"Name of the leader election Lease; give each shard its own.")
+	flag.BoolVar(&o.warmStandby, "warm-standby", false,
+		"While not the leader, keep each fleet's device state current over a read-only broker session, so a takeover needs no replay (memory as the leader's).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -118,7 +121,15 @@ func run(o options) error {
 	if !shard.Empty() {
 		ctrl.Log.WithName("setup").Info("serving one shard", "selector", shard.String())
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{Shard: o.shardSelector}); err != nil {
+	copts := controllers.Options{Shard: o.shardSelector}
+	if o.warmStandby {
+		// The pod name: unique among the replicas, so is each standby's
+		// client ID.
+		if copts.StandbyID, err = os.Hostname(); err != nil {
+			return fmt.Errorf("--warm-standby needs a host name for its client IDs: %w", err)
+		}
+	}
+	if err := controllers.Setup(ctx, mgr, copts); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

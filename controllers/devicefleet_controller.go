@@ -305,9 +305,15 @@ func topN(counts map[string]int, n int) []v1.ValueCount {
 // and TLS material from Secrets (brokerconn, shared with kubectl-herald).
 // Secret contents are never logged.
 func (r *DeviceFleetReconciler) brokerConfig(ctx context.Context, f *v1.DeviceFleet) (fleet.Config, error) {
+	return resolveBrokerConfig(ctx, r.Secrets, f)
+}
+
+// resolveBrokerConfig is brokerConfig for any reader of Secrets (the
+// standby's too).
+func resolveBrokerConfig(ctx context.Context, secrets client.Reader, f *v1.DeviceFleet) (fleet.Config, error) {
 	set, err := brokerconn.Resolve(f, func(name string) (*corev1.Secret, error) {
 		var s corev1.Secret
-		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, &s); err != nil {
+		if err := secrets.Get(ctx, types.NamespacedName{Namespace: f.Namespace, Name: name}, &s); err != nil {
 			return nil, err
 		}
 		return &s, nil

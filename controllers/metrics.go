@@ -26,6 +26,7 @@ type Metrics struct {
 	malformed        *prometheus.CounterVec
 	brokerConnected  *prometheus.GaugeVec
 	fleetSynced      *prometheus.GaugeVec
+	standbySynced    *prometheus.GaugeVec
 	devicesTracked   *prometheus.GaugeVec
 	deviceLimit      *prometheus.GaugeVec
 	ignoredMessages  *prometheus.GaugeVec
@@ -75,6 +76,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "herald_fleet_synced",
 			Help: "1 while a fleet's device state is rebuilt from a complete retained replay on the current connection.",
 		}, []string{"namespace", "fleet"}),
+		standbySynced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_standby_fleet_synced",
+			Help: "On a replica that is not the leader (--warm-standby): 1 while its read-only session holds a complete picture of the fleet.",
+		}, []string{"namespace", "fleet"}),
 		devicesTracked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_fleet_devices_tracked",
 			Help: "Devices a fleet's state holds, with or without inventory.",
@@ -93,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"namespace", "fleet"}),
 	}
 	for _, c := range []prometheus.Collector{m.rolloutDevices, m.rolloutPhase, m.rolloutCondition, m.notices, m.acks, m.malformed, m.brokerConnected,
-		m.fleetSynced, m.devicesTracked, m.deviceLimit, m.ignoredMessages, m.resyncRepairs} {
+		m.fleetSynced, m.standbySynced, m.devicesTracked, m.deviceLimit, m.ignoredMessages, m.resyncRepairs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -227,4 +232,20 @@ func one(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// observeStandby records whether a standby's warm session for a fleet is
+// synced.
+func (m *Metrics) observeStandby(f types.NamespacedName, synced bool) {
+	if m != nil {
+		m.standbySynced.WithLabelValues(f.Namespace, f.Name).Set(one(synced))
+	}
+}
+
+// forgetStandby drops a fleet's standby series: the fleet is gone, or the
+// replica was elected and serves it for real.
+func (m *Metrics) forgetStandby(f types.NamespacedName) {
+	if m != nil {
+		m.standbySynced.DeleteLabelValues(f.Namespace, f.Name)
+	}
 }

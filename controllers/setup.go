@@ -22,6 +22,11 @@ type Options struct {
 	// Shard is the manager's --watch-label-selector, for messages about
 	// objects it cannot see; empty when it serves every object.
 	Shard string
+	// StandbyID, when set, turns on warm standby: while not the leader,
+	// the replica keeps a read-only session per fleet under the fleet's
+	// client ID plus "-standby-" and StandbyID (unique per replica, e.g.
+	// the pod name), so that a takeover needs no cold replay.
+	StandbyID string
 }
 
 // Setup adds the fleet session manager and both controllers to mgr.
@@ -39,6 +44,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	sessions := fleet.NewManager(ctrl.Log.WithName("fleet"), opts.EventInterval, metrics.hooks())
 	if err := mgr.Add(sessions); err != nil {
 		return err
+	}
+	if opts.StandbyID != "" {
+		if err := addStandby(mgr, sessions, metrics, opts.StandbyID); err != nil {
+			return err
+		}
 	}
 	recorder := mgr.GetEventRecorder("herald")
 	fleets := &DeviceFleetReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Sessions: sessions, Recorder: recorder, Metrics: metrics}

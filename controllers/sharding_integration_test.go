@@ -33,6 +33,13 @@ type shardManager struct {
 // as after a crash.
 func startShardManager(t *testing.T, name, selector, id, ns string) *shardManager {
 	t.Helper()
+	return startReplica(t, name, selector, id, ns, "")
+}
+
+// startReplica is startShardManager with warm standby when standbyID is
+// set.
+func startReplica(t *testing.T, name, selector, id, ns, standbyID string) *shardManager {
+	t.Helper()
 	sel, err := controllers.ParseShardSelector(selector)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +62,8 @@ func startShardManager(t *testing.T, name, selector, id, ns string) *shardManage
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.Setup(ctx, mgr, controllers.Options{EventInterval: 200 * time.Millisecond, Registerer: reg, Shard: selector}); err != nil {
+	if err := controllers.Setup(ctx, mgr, controllers.Options{EventInterval: 200 * time.Millisecond, Registerer: reg, Shard: selector,
+		StandbyID: standbyID}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

@@ -99,7 +99,10 @@ type Session struct {
 	beginTopic  string
 	endTopic    string
 
-	state         atomic.Pointer[State]
+	state atomic.Pointer[State]
+	// unobserved keeps a standby's warm session out of the hooks
+	// (metrics): only the leader's sessions are counted (observe).
+	unobserved    atomic.Bool
 	connected     atomic.Bool
 	everConnected atomic.Bool
 	syncedAt      atomic.Int64 // unix nanoseconds; 0 until this connection's replay completed
@@ -251,7 +254,7 @@ func (s *Session) start(eventInterval time.Duration) {
 			s.setConnected(false, err)
 		},
 	})
-	if s.hooks.Client != nil {
+	if s.hooks.Client != nil && !s.unobserved.Load() {
 		s.hooks.Client(s.key, s.client, true)
 	}
 	s.wg.Add(2)
@@ -557,7 +560,7 @@ func (s *Session) handle(m *mqtt.Message) {
 	if res.Changed {
 		s.dirty.Store(true)
 	}
-	if s.hooks.Message != nil {
+	if s.hooks.Message != nil && !s.unobserved.Load() {
 		s.hooks.Message(s.key, res)
 	}
 }
@@ -662,8 +665,22 @@ func (s *Session) setConnected(up bool, err error) {
 	if s.connected.Swap(up) != up || err != nil {
 		s.changed()
 	}
-	if s.hooks.Connection != nil {
+	if s.hooks.Connection != nil && !s.unobserved.Load() {
 		s.hooks.Connection(s.key, up)
+	}
+}
+
+// observe starts reporting a warm session to the hooks, when the leader
+// takes it over.
+func (s *Session) observe() {
+	if !s.unobserved.Swap(false) {
+		return
+	}
+	if s.hooks.Client != nil {
+		s.hooks.Client(s.key, s.client, true)
+	}
+	if s.hooks.Connection != nil {
+		s.hooks.Connection(s.key, s.connected.Load())
 	}
 }
 
@@ -757,7 +774,8 @@ func (s *Session) ClientID() string { return s.cfg.ClientID }
 // stop ends the session. With forget, the fleet is gone: its sync markers
 // are withdrawn from the broker first, best effort.
 func (s *Session) stop(forget bool) {
-	if s.hooks.Connection != nil {
+	observed := !s.unobserved.Load()
+	if s.hooks.Connection != nil && observed {
 		defer s.hooks.Connection(s.key, false)
 	}
 	s.cancel()
@@ -770,7 +788,7 @@ func (s *Session) stop(forget bool) {
 	}
 	_ = s.client.Disconnect(ctx)
 	s.wg.Wait()
-	if s.hooks.Client != nil {
+	if s.hooks.Client != nil && observed {
 		s.hooks.Client(s.key, s.client, false)
 	}
 }
