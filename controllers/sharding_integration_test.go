@@ -22,23 +22,24 @@ import (
 // shardManager is one manager replica of a shard, run in-process with the
 // manager's own cache and leader election settings.
 type shardManager struct {
-	name string
-	reg  *prometheus.Registry
-	stop func()
+	name    string
+	reg     *prometheus.Registry
+	stop    func()
+	elected <-chan struct{}
 }
 
 // startShardManager starts a replica serving the objects selector
 // matches, electing its leader on the Lease id in ns. Stopping it does
 // not release the Lease: the replicas left must wait for it to expire,
 // as after a crash.
-func startShardManager(t *testing.T, name, selector, id, ns string) *shardManager {
+func startShardManager(t testing.TB, name, selector, id, ns string) *shardManager {
 	t.Helper()
 	return startReplica(t, name, selector, id, ns, "")
 }
 
 // startReplica is startShardManager with warm standby when standbyID is
 // set.
-func startReplica(t *testing.T, name, selector, id, ns, standbyID string) *shardManager {
+func startReplica(t testing.TB, name, selector, id, ns, standbyID string) *shardManager {
 	t.Helper()
 	sel, err := controllers.ParseShardSelector(selector)
 	if err != nil {
@@ -68,7 +69,7 @@ func startReplica(t *testing.T, name, selector, id, ns, standbyID string) *shard
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	m := &shardManager{name: name, reg: reg}
+	m := &shardManager{name: name, reg: reg, elected: mgr.Elected()}
 	stopped := false
 	m.stop = func() {
 		if stopped {
@@ -86,7 +87,7 @@ func startReplica(t *testing.T, name, selector, id, ns, standbyID string) *shard
 
 // connected returns the fleets ("namespace/name") whose broker connection
 // the replica reports up.
-func (m *shardManager) connected(t *testing.T) []string {
+func (m *shardManager) connected(t testing.TB) []string {
 	t.Helper()
 	families, err := m.reg.Gather()
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // gauge reads one series of a replica's gauge, -1 when it has none.
-func (m *shardManager) gauge(t *testing.T, name string, labels map[string]string) float64 {
+func (m *shardManager) gauge(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
 	families, err := m.reg.Gather()
 	if err != nil {
