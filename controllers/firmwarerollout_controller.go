@@ -129,10 +129,14 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	var snap rollout.Snapshot
 	if ro.Spec.Targeting == v1.TargetingSnapshot && ro.Status.Snapshot != nil {
 		if snap, err = r.Snapshots.load(ctx, &ro); err != nil {
-			// Planning without it would target devices the freeze left
-			// out; nothing is published until it can be read.
-			r.notReady(&ro, v1.ReasonSnapshotUnreadable, err.Error())
-			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+			if !ending(&ro, superseded) {
+				// Planning without it would target devices the freeze
+				// left out; nothing is published until it can be read.
+				r.notReady(&ro, v1.ReasonSnapshotUnreadable, err.Error())
+				return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+			}
+			// Ending needs no target set: notices go by rollout UID.
+			snap = rollout.Snapshot{}
 		}
 	}
 	state := s.State()
@@ -155,6 +159,7 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		rec, ids, err := r.Snapshots.save(ctx, &ro, out.TakeSnapshot, now)
 		if err != nil {
 			log.Error(err, "saving the target snapshot")
+			r.notReady(&ro, v1.ReasonSnapshotUnreadable, "cannot save the target snapshot, so the rollout does not start: "+err.Error())
 			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 		}
 		ro.Status.Snapshot = rec
@@ -496,6 +501,20 @@ func (r *FirmwareRolloutReconciler) rolloutsOfFleet(ctx context.Context, o clien
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return out
+}
+
+// ending reports whether ro is being canceled, is superseded on all its
+// models, or has ended: plans that only withdraw.
+func ending(ro *v1.FirmwareRollout, superseded map[string]bool) bool {
+	if ro.Spec.Canceled || ro.Status.Phase == v1.PhaseAborted || ro.Status.Phase == v1.PhaseCanceled {
+		return true
+	}
+	for _, m := range ro.Spec.Firmware.Models {
+		if !superseded[m] {
+			return false
+		}
+	}
+	return len(ro.Spec.Firmware.Models) > 0
 }
 
 // specOrLifecycleChanged lets through what a person or GitOps changed (the

@@ -31,11 +31,7 @@ func noticeMessage(ro *v1.FirmwareRollout, version mqtt.Version, attempt int) (*
 		IssuedAt:        ro.CreationTimestamp.UTC(),
 		Attempt:         attempt,
 	}
-	for _, w := range ro.Spec.MaintenanceWindows {
-		n.MaintenanceWindows = append(n.MaintenanceWindows, protocol.MaintenanceWindow{
-			Schedule: w.Schedule, DurationSeconds: int64(w.Duration.Seconds()), TimeZone: w.TimeZone,
-		})
-	}
+	n.MaintenanceWindows = rollout.NoticeWindows(ro)
 	if ro.Spec.Selector != nil {
 		n.CurrentVersion = ro.Spec.Selector.CurrentVersion
 	}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +25,7 @@ import (
 	"github.com/heraldiot/herald/internal/rollout"
 )
 
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create
 
 // snapshotChunk is how many compressed bytes one ConfigMap holds, below
 // the 1 MiB object limit with room for metadata. A million IDs of twelve
@@ -48,14 +51,23 @@ func newSnapshotStore(c client.Client, r client.Reader) *snapshotStore {
 	return &snapshotStore{client: c, reader: r, loaded: map[types.UID]rollout.Snapshot{}}
 }
 
-func snapshotName(ro *v1.FirmwareRollout, i int) string {
-	return fmt.Sprintf("herald-targets-%s-%d", ro.UID, i)
-}
+// Labels and annotation of snapshot ConfigMaps.
+const (
+	snapshotRolloutLabel = "herald.dev/rollout-uid"
+	snapshotSetLabel     = "herald.dev/snapshot"
+	snapshotChunksAnnot  = "herald.dev/chunks"
+)
 
-// save writes ids for ro and returns what status.snapshot records. When a
-// snapshot of ro exists already (a status write lost after the save), that
-// one stands and is returned: the first freeze is the freeze.
+// save keeps ids for ro and returns what status.snapshot records. A set
+// is named after its content and written last chunk first, so chunk 0
+// exists only once the whole set does, and a save retried after a failure
+// half way writes the same names again. When a complete set of ro exists
+// already (its status write was lost), the oldest one stands: the first
+// freeze is the freeze.
 func (s *snapshotStore) save(ctx context.Context, ro *v1.FirmwareRollout, ids rollout.Snapshot, now time.Time) (*v1.TargetSnapshot, rollout.Snapshot, error) {
+	if rec, old, err := s.existing(ctx, ro); err != nil || rec != nil {
+		return rec, old, err
+	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	for _, id := range ids {
@@ -65,28 +77,36 @@ func (s *snapshotStore) save(ctx context.Context, ro *v1.FirmwareRollout, ids ro
 		return nil, nil, err
 	}
 	data := buf.Bytes()
-	rec := &v1.TargetSnapshot{Devices: int32(len(ids)), Time: metav1.NewTime(now)}
-	immutable := true
-	for i := 0; i == 0 || len(data) > 0; i++ {
+	sum := sha256.Sum256(data)
+	set := hex.EncodeToString(sum[:5])
+	var parts [][]byte
+	for len(data) > 0 || len(parts) == 0 {
 		part := data[:min(len(data), snapshotChunk)]
 		data = data[len(part):]
+		parts = append(parts, part)
+	}
+	rec := &v1.TargetSnapshot{Devices: int32(len(ids)), Time: metav1.NewTime(now), ConfigMaps: make([]string, len(parts))}
+	immutable := true
+	for i := len(parts) - 1; i >= 0; i-- {
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: snapshotName(ro, i), Namespace: ro.Namespace,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "herald", "herald.dev/rollout": truncateLabel(ro.Name)},
+				Name: fmt.Sprintf("herald-targets-%s-%s-%d", ro.UID, set, i), Namespace: ro.Namespace,
+				Labels: map[string]string{
+					"app.kubernetes.io/managed-by": "herald", "herald.dev/rollout": truncateLabel(ro.Name),
+					snapshotRolloutLabel: string(ro.UID), snapshotSetLabel: set,
+				},
+				Annotations: map[string]string{snapshotChunksAnnot: strconv.Itoa(len(parts))},
 			},
-			BinaryData: map[string][]byte{snapshotKey: part},
+			BinaryData: map[string][]byte{snapshotKey: parts[i]},
 			Immutable:  &immutable,
 		}
 		if err := controllerutil.SetOwnerReference(ro, cm, s.client.Scheme()); err != nil {
 			return nil, nil, err
 		}
-		if err := s.client.Create(ctx, cm); apierrors.IsAlreadyExists(err) && i == 0 {
-			return s.recover(ctx, ro)
-		} else if err != nil {
+		if err := s.client.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, nil, fmt.Errorf("saving the target snapshot: %w", err)
 		}
-		rec.ConfigMaps = append(rec.ConfigMaps, cm.Name)
+		rec.ConfigMaps[i] = cm.Name
 	}
 	s.mu.Lock()
 	s.loaded[ro.UID] = ids
@@ -94,28 +114,63 @@ func (s *snapshotStore) save(ctx context.Context, ro *v1.FirmwareRollout, ids ro
 	return rec, ids, nil
 }
 
-// recover reads back a snapshot whose status record was lost.
-func (s *snapshotStore) recover(ctx context.Context, ro *v1.FirmwareRollout) (*v1.TargetSnapshot, rollout.Snapshot, error) {
-	rec := &v1.TargetSnapshot{}
-	for i := 0; ; i++ {
-		var cm corev1.ConfigMap
-		err := s.reader.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: snapshotName(ro, i)}, &cm)
-		if apierrors.IsNotFound(err) {
-			break
+// existing finds the oldest complete snapshot set of ro, if any.
+func (s *snapshotStore) existing(ctx context.Context, ro *v1.FirmwareRollout) (*v1.TargetSnapshot, rollout.Snapshot, error) {
+	var list corev1.ConfigMapList
+	if err := s.reader.List(ctx, &list, client.InNamespace(ro.Namespace), client.MatchingLabels{snapshotRolloutLabel: string(ro.UID)}); err != nil {
+		return nil, nil, fmt.Errorf("looking for an earlier target snapshot: %w", err)
+	}
+	type found struct {
+		chunks  map[int]string
+		want    int
+		created metav1.Time
+	}
+	sets := map[string]*found{}
+	for i := range list.Items {
+		cm := &list.Items[i]
+		set := cm.Labels[snapshotSetLabel]
+		want, err := strconv.Atoi(cm.Annotations[snapshotChunksAnnot])
+		if set == "" || err != nil || !ownedBy(cm, ro) {
+			continue
 		}
+		f := sets[set]
+		if f == nil {
+			f = &found{chunks: map[int]string{}, want: want}
+			sets[set] = f
+		}
+		idx, err := strconv.Atoi(cm.Name[strings.LastIndexByte(cm.Name, '-')+1:])
 		if err != nil {
-			return nil, nil, err
+			continue
 		}
-		rec.ConfigMaps = append(rec.ConfigMaps, cm.Name)
-		if i == 0 {
-			rec.Time = cm.CreationTimestamp
+		f.chunks[idx] = cm.Name
+		if idx == 0 {
+			f.created = cm.CreationTimestamp
 		}
+	}
+	var best *found
+	for _, f := range sets {
+		if len(f.chunks) != f.want {
+			continue
+		}
+		if best == nil || f.created.Before(&best.created) {
+			best = f
+		}
+	}
+	if best == nil {
+		return nil, nil, nil
+	}
+	rec := &v1.TargetSnapshot{Time: best.created}
+	for i := range best.want {
+		rec.ConfigMaps = append(rec.ConfigMaps, best.chunks[i])
 	}
 	ids, err := s.read(ctx, ro, rec.ConfigMaps)
 	if err != nil {
 		return nil, nil, err
 	}
 	rec.Devices = int32(len(ids))
+	s.mu.Lock()
+	s.loaded[ro.UID] = ids
+	s.mu.Unlock()
 	return rec, ids, nil
 }
 

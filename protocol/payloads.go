@@ -195,6 +195,16 @@ type MaintenanceWindow struct {
 // EffectiveAttempt is n's attempt counting from 1.
 func (n *Notice) EffectiveAttempt() int { return max(n.Attempt, 1) }
 
+// WindowsKey is a canonical form of windows, to tell whether a notice
+// carries the windows a rollout has now.
+func WindowsKey(windows []MaintenanceWindow) string {
+	var b strings.Builder
+	for _, w := range windows {
+		fmt.Fprintf(&b, "%s|%d|%s;", w.Schedule, w.DurationSeconds, w.TimeZone)
+	}
+	return b.String()
+}
+
 // Validate checks the notice as ParseNotice does.
 func (n *Notice) Validate() error {
 	if n.V != Version {

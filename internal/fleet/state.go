@@ -79,6 +79,8 @@ type NoticeRef struct {
 	SeenAt time.Time
 	// Attempt is the notice's attempt, from 1 (see protocol.Notice).
 	Attempt int
+	// Windows is protocol.WindowsKey of the notice's maintenance windows.
+	Windows string
 }
 
 // Limits bound what a State holds, whatever devices publish.

@@ -309,9 +309,21 @@ func TestPlanMaintenanceWindows(t *testing.T) {
 		ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}}
 		d := devices(1, 2)
 		d[0].Labels, d[1].Labels = map[string]string{"a": "b"}, map[string]string{"a": "b"}
-		out := planCase{ro: ro, devices: d, notices: ours("root/devices/d000/notice")}.run(t)
+		notices := ours("root/devices/d000/notice")
+		n := notices["root/devices/d000/notice"]
+		n.Windows = protocol.WindowsKey(NoticeWindows(ro))
+		notices["root/devices/d000/notice"] = n
+		out := planCase{ro: ro, devices: d, notices: notices}.run(t)
 		if len(out.Actions) != 0 {
 			t.Fatalf("actions %+v outside the window, want none (d001 waits, d000 keeps its notice)", out.Actions)
+		}
+		// Windows changed in the spec: the notice out goes again, with
+		// the new ones, window or not.
+		n.Windows = "0 1 * * *|3600|;"
+		notices["root/devices/d000/notice"] = n
+		out = planCase{ro: ro, devices: d, notices: notices}.run(t)
+		if got := published(out); !slices.Equal(got, []string{"root/devices/d000/notice"}) {
+			t.Fatalf("published %v after the windows changed, want d000's notice again", got)
 		}
 	})
 	t.Run("the device timeout counts window time only", func(t *testing.T) {
@@ -341,4 +353,105 @@ func TestPlanMaintenanceWindows(t *testing.T) {
 			t.Fatalf("phase %s message %q", out.Status.Phase, out.Status.Message)
 		}
 	})
+}
+
+// Found in review: what retries must not do.
+func TestRetryEdges(t *testing.T) {
+	const own = "root/devices/d000/notice"
+	fiveMin := &metav1.Duration{Duration: 5 * time.Minute}
+	labelled := func() (*v1.FirmwareRollout, []dev) {
+		ro := startedRollout(percent(100))
+		ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}}
+		ro.Spec.RetryPolicy = &v1.RetryPolicy{Timeout: 2, Download: 2, Backoff: fiveMin}
+		d := devices(0, 0)
+		d[0].Labels, d[1].Labels = map[string]string{"a": "b"}, map[string]string{"a": "b"}
+		return ro, d
+	}
+	t.Run("a due retry that the cap blocks keeps the notice out, then goes", func(t *testing.T) {
+		ro, d := labelled()
+		ro.Spec.Strategy.MaxInProgress = 1
+		ro.Spec.ResponseTimeout = &metav1.Duration{Duration: 10 * time.Minute}
+		d[1].reported(uid, protocol.StateDownloading, t0.Add(-time.Minute)) // holds the one slot
+		notices := map[string]fleet.NoticeRef{own: {RolloutUID: uid, SeenAt: t0.Add(-time.Hour)},
+			"root/devices/d001/notice": {RolloutUID: uid, SeenAt: t0.Add(-time.Hour)}}
+		out := planCase{ro: ro, devices: d, notices: notices}.run(t)
+		if len(out.Actions) != 0 {
+			t.Fatalf("actions %+v: the blocked retry must leave attempt 1 where it is", out.Actions)
+		}
+		if got := out.Status.Totals; got.Retrying != 1 {
+			t.Fatalf("totals %+v, want d000 retrying", got)
+		}
+		d[1].reported(uid, protocol.StateSucceeded, t0)
+		out = planCase{ro: ro, devices: d, notices: notices}.run(t)
+		if a, ok := action(out, own); !ok || a.Attempt != 2 {
+			t.Fatalf("actions %+v, want attempt 2 for d000 once the slot is free", out.Actions)
+		}
+	})
+	t.Run("success on an attempt while the next is out counts as success", func(t *testing.T) {
+		ro, d := labelled()
+		d[0].reported(uid, protocol.StateSucceeded, t0.Add(-time.Minute))
+		d[0].FirmwareVersion = "2.0.0"
+		notices := map[string]fleet.NoticeRef{own: {RolloutUID: uid, SeenAt: t0.Add(-time.Hour), Attempt: 2}}
+		out := planCase{ro: ro, devices: d[:1], notices: notices, now: t0.Add(time.Hour)}.run(t)
+		if got := out.Status.Totals; got.Succeeded != 1 || got.Failed != 0 || got.Notified != 0 {
+			t.Fatalf("totals %+v, want the success counted", got)
+		}
+	})
+	t.Run("skipDevices stops retries and withdraws the retry notice", func(t *testing.T) {
+		ro, d := labelled()
+		ro.Spec.SkipDevices = []string{"d000"}
+		d[0].failedOn(1, protocol.ReasonDownloadFailed, t0.Add(-time.Hour))
+		notices := map[string]fleet.NoticeRef{own: {RolloutUID: uid, SeenAt: t0.Add(-time.Hour), Attempt: 2}}
+		out := planCase{ro: ro, devices: d[:1], notices: notices}.run(t)
+		if got := withdrawn(out); !slices.Equal(got, []string{own}) {
+			t.Fatalf("withdrawn %v, want the retry notice", got)
+		}
+		if got := out.Status.Totals; got.Failed != 1 || got.Retrying != 0 || got.Notified != 0 {
+			t.Fatalf("totals %+v, want d000 failed for good", got)
+		}
+	})
+	t.Run("paused: no retry goes out", func(t *testing.T) {
+		ro, d := labelled()
+		ro.Spec.Paused = true
+		d[0].failedOn(1, protocol.ReasonDownloadFailed, t0.Add(-time.Hour))
+		out := planCase{ro: ro, devices: d[:1], notices: ours(own)}.run(t)
+		if got := published(out); len(got) != 0 {
+			t.Fatalf("published %v while paused", got)
+		}
+	})
+	t.Run("an attempt no notice offered is not believed", func(t *testing.T) {
+		ro := startedRollout(percent(100))
+		d := devices(0)
+		d[0].failedOn(7, protocol.ReasonInstallFailed, t0.Add(-time.Hour))
+		out := planCase{ro: ro, devices: d, notices: ours("root/notices/m/00")}.run(t)
+		if got := out.Status.Totals; got.Retries != 0 || got.Failed != 1 {
+			t.Fatalf("totals %+v, want no retries counted", got)
+		}
+		if len(withdrawn(out)) != 0 {
+			t.Fatalf("withdrew %v", withdrawn(out))
+		}
+	})
+	t.Run("a canceled rollout counts no one as retrying and keeps its retry count", func(t *testing.T) {
+		ro, d := labelled()
+		ro.Status.Phase = v1.PhaseCanceled
+		ro.Status.Totals.Retries = 1
+		d[0].failedOn(1, protocol.ReasonDownloadFailed, t0.Add(-time.Hour))
+		out := planCase{ro: ro, devices: d[:1]}.run(t)
+		if got := out.Status.Totals; got.Retrying != 0 || got.Failed != 1 || got.Retries != 1 {
+			t.Fatalf("totals %+v, want failed, not retrying, and the retry counted", got)
+		}
+	})
+}
+
+// A dry run previews what each wave will publish, whatever the window
+// says now.
+func TestPreviewIgnoresTheWindowNow(t *testing.T) {
+	ro := testRollout(percent(100))
+	ro.Spec.DryRun = true
+	ro.Spec.MaintenanceWindows = []v1.MaintenanceWindow{{Schedule: "0 2 * * *", Duration: metav1.Duration{Duration: time.Hour}}}
+	out := planCase{ro: ro, devices: devices(1, 2)}.run(t)
+	p := out.Status.Preview
+	if p == nil || p.Waves[0].GroupNotices != 2 {
+		t.Fatalf("preview %+v, want 2 group notices for the wave", p)
+	}
 }

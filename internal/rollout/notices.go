@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/protocol"
 )
 
 // desiredNotices lists the notice topics the started waves call for, within
@@ -15,7 +16,7 @@ import (
 // a label selector, devices get per-device notices.
 //
 // held reports that the device rate kept a device waiting.
-func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.WaveStatus) (desired map[string]Action, held bool) {
+func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.WaveStatus, hold bool) (desired map[string]Action, held bool) {
 	started := func(w int) bool { return w < len(waves) && waves[w].StartTime != nil }
 	type groupKey struct {
 		model  string
@@ -54,9 +55,9 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 	})
 	uid := string(in.Rollout.UID)
 	has := func(topic string) bool { n, ok := in.Notices[topic]; return ok && n.RolloutUID == uid }
-	// Outside maintenance windows no device gets a new notice; those
-	// out already stay.
-	open := sel.windows.Open(in.Now)
+	// Outside maintenance windows, and while the rollout is held, no
+	// device gets a new notice; those out already stay.
+	open := !hold && sel.windows.Open(in.Now)
 	maxInProgress := int(in.Rollout.Spec.Strategy.MaxInProgress)
 	outstanding := 0
 	for i := range targets {
@@ -101,8 +102,8 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 		}
 		sort.Slice(g.devices, func(i, j int) bool { return g.devices[i].id < g.devices[j].id })
 		for _, t := range g.devices {
-			if t.current || t.progress == skipped || t.attempt > 1 || t.progress == retrying {
-				continue // retries: below
+			if t.current || t.progress == skipped || sel.skip[t.id] || t.attempt > 1 || t.progress == retrying {
+				continue // retries: below; listed devices get none
 			}
 			topic := in.Topics.DeviceNotice(t.id)
 			a := Action{Topic: topic, Device: t.id, Attempt: 1}
@@ -129,30 +130,31 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 	now := in.Now.Unix()
 	for _, g := range order {
 		for _, t := range g.devices {
-			if t.current || t.progress == skipped || (t.attempt <= 1 && t.progress != retrying) {
-				continue
+			if t.current || t.progress == skipped || sel.skip[t.id] || (t.attempt <= 1 && t.progress != retrying) {
+				continue // a listed device's retry notice is withdrawn
 			}
 			topic := in.Topics.DeviceNotice(t.id)
 			a := Action{Topic: topic, Device: t.id, Attempt: t.attempt}
 			if t.progress == retrying && now >= t.retryAt {
-				if !open || maxInProgress > 0 && outstanding >= maxInProgress {
+				capped := maxInProgress > 0 && outstanding >= maxInProgress
+				if open && !capped && budget != 0 {
+					outstanding++
+					if budget > 0 {
+						budget--
+					}
+					a.Attempt, a.Devices = t.attempt+1, 1
+					desired[topic] = a
 					continue
 				}
-				if budget == 0 {
-					held = true
-					continue
-				}
-				outstanding++
-				if budget > 0 {
-					budget--
-				}
-				a.Attempt, a.Devices = t.attempt+1, 1
-			} else if n, ok := in.Notices[topic]; !ok || n.RolloutUID != uid || n.Attempt != t.attempt {
-				// Not (or no longer) on the broker in this form; the
-				// device has what it needs from the group notice.
-				continue
+				held = held || (open && !capped && budget == 0)
+				// Blocked for now: the notice of the attempt that
+				// failed stays, so nothing is withdrawn and sent anew.
 			}
-			desired[topic] = a
+			if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && max(n.Attempt, 1) == t.attempt {
+				desired[topic] = a
+			}
+			// Otherwise it is not on the broker in this form: the device
+			// has what it needs from the group notice.
 		}
 	}
 	return desired, held
@@ -181,6 +183,15 @@ func DeviceRate(s *v1.RolloutStrategy, succeeded int) int {
 	return rate
 }
 
+// NoticeWindows are the maintenance windows of ro's notices.
+func NoticeWindows(ro *v1.FirmwareRollout) []protocol.MaintenanceWindow {
+	var out []protocol.MaintenanceWindow
+	for _, w := range ro.Spec.MaintenanceWindows {
+		out = append(out, protocol.MaintenanceWindow{Schedule: w.Schedule, DurationSeconds: int64(w.Duration.Seconds()), TimeZone: w.TimeZone})
+	}
+	return out
+}
+
 // noticeActions diffs desired notices against the broker's retained ones,
 // within the publish budget. It returns a retry delay when the budget cut
 // the list short.
@@ -194,11 +205,14 @@ func noticeActions(in *Input, desired map[string]Action, withdrawAll bool) ([]Ac
 	var actions []Action
 	budget := in.NoticeBudget
 	var retry time.Duration
+	windows := protocol.WindowsKey(NoticeWindows(in.Rollout))
 	for _, topic := range topics {
 		// A notice carries an MQTT 5 message expiry; publish it again,
-		// with the same bytes, well before the broker drops it.
+		// with the same bytes, well before the broker drops it. One whose
+		// maintenance windows changed in the spec goes out again too, so
+		// devices install by the windows the operator times them by.
 		if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && max(n.Attempt, 1) == max(desired[topic].Attempt, 1) &&
-			in.Now.Sub(n.SeenAt) < NoticeExpiry/2 {
+			n.Windows == windows && in.Now.Sub(n.SeenAt) < NoticeExpiry/2 {
 			continue
 		}
 		if budget == 0 {

@@ -33,11 +33,12 @@ func Plan(in Input) Output {
 	}
 	targets := selectTargets(&in, sel)
 	reach(&in, sel, targets)
+	if prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled {
+		// Nothing is retried any more: failures are final.
+		return ended(in, targets, evaluatePolicy(ro.Spec.FailurePolicy, targets))
+	}
 	markRetries(sel, targets)
 	pol := evaluatePolicy(ro.Spec.FailurePolicy, targets)
-	if prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled {
-		return ended(in, targets, pol)
-	}
 	if ro.Spec.DryRun && !started(prev) && !ro.Spec.Canceled {
 		return dryRun(in, sel, targets, pol)
 	}
@@ -103,7 +104,12 @@ func Plan(in Input) Output {
 	var desired map[string]Action
 	held := false
 	if !out.WithdrawAll {
-		desired, held = desiredNotices(&in, sel, targets, st.Waves)
+		// Paused (by spec, a dry run or the failure policy), no device
+		// gets a new notice or a retry; those out already stay.
+		hold := ro.Spec.Paused || ro.Spec.DryRun || pol.tripped
+		desired, held = desiredNotices(&in, sel, targets, st.Waves, hold)
+	} else {
+		unmarkRetries(targets)
 	}
 	out.Actions, out.RequeueAfter = noticeActions(&in, desired, out.WithdrawAll)
 	if held && (out.RequeueAfter == 0 || out.RequeueAfter > rateLimitRetry) {
@@ -175,6 +181,9 @@ func ended(in Input, targets []target, pol policy) Output {
 		st.Waves = waves
 	}
 	fillTotals(&st, targets)
+	// Retry notices are withdrawn with the rest, so the attempts devices
+	// answered are all that is left to count: keep the count it had.
+	st.Totals.Retries = max(st.Totals.Retries, ro.Status.Totals.Retries)
 	st.FailureSample = failureSample(targets)
 	// Why it ended is in the Ready condition written when it did.
 	endReason := ""

@@ -54,6 +54,10 @@ func dryRun(in Input, sel *selection, targets []target, pol policy) Output {
 func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
 	ro := *in.Rollout
 	ro.Spec.Strategy.MaxInProgress = 0
+	// What starting a wave publishes, whenever it starts: windows only
+	// decide when.
+	openSel := *sel
+	openSel.windows = nil
 	uncapped := *in
 	uncapped.Rollout = &ro
 	uncapped.Notices = nil
@@ -71,7 +75,7 @@ func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
 	for i := range n {
 		waves[i].StartTime = &start
 		pw := &p.Waves[i]
-		desired, _ := desiredNotices(&uncapped, sel, targets, waves)
+		desired, _ := desiredNotices(&uncapped, &openSel, targets, waves, false)
 		for topic, a := range desired {
 			if before[topic] {
 				continue

@@ -116,7 +116,7 @@ func outcome(t *v1.DeviceTotals) string {
 		what string
 	}{
 		{t.Failed, "failed"}, {t.Rejected, "rejected"}, {t.Canceled, "canceled"},
-		{t.Skipped, "skipped"}, {t.InProgress, "in progress"}, {t.Notified, "not answered yet"},
+		{t.Skipped, "skipped"}, {t.InProgress, "in progress"}, {t.Retrying, "waiting for a retry"}, {t.Notified, "not answered yet"},
 	} {
 		if c.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))

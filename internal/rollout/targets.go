@@ -63,6 +63,7 @@ type target struct {
 	// seconds; exhausted marks a device that failed its last retry.
 	retryAt   int64
 	exhausted bool
+	retryFrom progress // failed or rejected, for a retrying target
 }
 
 // selection is the compiled spec.selector and firmware of a rollout.
@@ -277,10 +278,22 @@ func reach(in *Input, sel *selection, targets []target) {
 	}
 	for i := range targets {
 		t := &targets[i]
-		if ref, own := byDevice[t.id]; own && ref.Attempt > t.attempt && !t.current && t.progress != skipped {
+		ref, own := byDevice[t.id]
+		// A device's attempt is at most the highest one offered to it:
+		// a report claiming more is not believed.
+		offered := 1
+		if own {
+			offered = max(ref.Attempt, 1)
+		}
+		t.attempt = min(t.attempt, offered)
+		lift := t.progress == waiting || t.progress == failed || t.progress == rejected || t.progress == canceled
+		if own && offered > t.attempt && lift && !t.current && !sel.skip[t.id] {
 			// A retry notice the device has not answered yet: what it
-			// reported is about an earlier attempt.
-			t.progress, t.attempt, t.reason, t.timedOut, t.deadline = waiting, ref.Attempt, "", false, 0
+			// reported is about an earlier attempt that ended. A device
+			// still at work on that attempt, or that succeeded in it,
+			// is counted by what it reports (once on the target
+			// version, it stays silent about the retry).
+			t.progress, t.attempt, t.reason, t.timedOut, t.deadline = waiting, offered, "", false, 0
 		}
 		if t.progress != waiting {
 			continue

@@ -181,7 +181,7 @@ var releases = []releaseCase{{
 		"ServiceAccount/herald-scoped/scoped-herald-manager",
 	}, crdKeys...),
 	args: []string{"--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure=true",
-		"--health-probe-bind-address=:8081", "--watch-namespace=team-a,team-b"},
+		"--health-probe-bind-address=:8081", "--watch-namespace=team-a,team-b", "--leader-election-id=scoped-herald.herald.dev"},
 	image: "ghcr.io/heraldiot/herald:" + chartAppVersion(),
 	watch: []string{"team-a", "team-b"},
 }}
