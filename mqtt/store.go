@@ -21,7 +21,9 @@ type Store interface {
 	// DeleteOutbound forgets the packet in flight under id.
 	DeleteOutbound(id uint16) error
 	// Outbound calls fn for each packet in flight, oldest first, until fn
-	// returns false. encoded is valid only during the call.
+	// returns false. encoded is valid only during the call. fn takes the
+	// connection's write lock, so an implementation must not hold a lock
+	// of its own while it calls fn (both stores here copy the list first).
 	Outbound(fn func(id uint16, encoded []byte) bool) error
 
 	// PutInbound records that the QoS 2 message id was received and
