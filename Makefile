@@ -12,6 +12,7 @@ STATICCHECK_VERSION ?= v0.8.2
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 STATICCHECK := $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
 include hack/helm.mk
+include hack/image.mk
 # The interop brokers built or installed into bin/; the mochi-mqtt version is
 # pinned in hack/interop/mochi/go.mod.
 AEDES_VERSION ?= 1.2.0
@@ -64,6 +65,7 @@ vet: ## Run go vet, on the benchmark module too, so a change to Herald's depende
 	go vet ./...
 	cd bench && go vet ./...
 	cd hack/interop/mochi && go vet ./...
+	cd hack/image && go vet ./...
 
 .PHONY: lint
 lint: vet $(STATICCHECK) ## Run go vet and staticcheck.

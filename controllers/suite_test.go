@@ -194,11 +194,18 @@ func waitPhase(t testing.TB, ns, name string, phase v1.RolloutPhase, timeout tim
 // simFleet starts n simulated devices under root.
 func simFleet(t testing.TB, root string, n int, model, version string, b devicesim.Behavior, labels map[string]string) *devicesim.Fleet {
 	t.Helper()
+	return simFleetOn(t, broker.URL(), mqtt.V5, 32, root, n, model, version, b, labels)
+}
+
+// simFleetOn is simFleet on another broker, speaking v, starting at most
+// parallel devices at once.
+func simFleetOn(t testing.TB, url string, v mqtt.Version, parallel int, root string, n int, model, version string, b devicesim.Behavior, labels map[string]string) *devicesim.Fleet {
+	t.Helper()
 	f := &devicesim.Fleet{}
 	for i := range n {
 		d, err := devicesim.New(devicesim.Config{
 			ID: fmt.Sprintf("%s-%04d", model, i), Model: model, FirmwareVersion: version, HardwareRevision: "r2",
-			Labels: labels, Broker: broker.URL(), Version: mqtt.V5, TopicRoot: root, Behavior: b,
+			Labels: labels, Broker: url, Version: v, TopicRoot: root, Behavior: b,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -207,7 +214,7 @@ func simFleet(t testing.TB, root string, n int, model, version string, b devices
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := f.StartAll(ctx, 32); err != nil {
+	if err := f.StartAll(ctx, parallel); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,9 +94,12 @@ func UsesSecrets(b *v1.BrokerSpec) bool {
 // DefaultClientID names a fleet's MQTT session after it, readable in
 // broker logs, with a hash of namespace and name that keeps fleets apart
 // whose joined names would be equal ("a-b"/"c" and "a"/"b-c") or cut.
+// Dots become dashes: the ID names the session's sync-marker topics, and
+// NATS reads a dot in a topic as its own separator and closes the
+// connection.
 func DefaultClientID(namespace, name string) string {
 	sum := sha256.Sum256([]byte(namespace + "/" + name))
-	base := "herald-" + namespace + "-" + name
+	base := "herald-" + namespace + "-" + strings.ReplaceAll(name, ".", "-")
 	if len(base) > 48 {
 		base = base[:48]
 	}

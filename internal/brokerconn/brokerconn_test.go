@@ -184,3 +184,15 @@ func TestUsesSecretsAndClientID(t *testing.T) {
 		t.Errorf("long ID %q has %d bytes", long, len(long))
 	}
 }
+
+// A fleet named with dots gets a client ID without them: the ID names the
+// sync-marker topics, and NATS takes a dot in a topic for its separator.
+func TestDefaultClientIDHasNoDots(t *testing.T) {
+	id := DefaultClientID("factory-7", "th.sensors.v2")
+	if strings.Contains(id, ".") {
+		t.Fatalf("client ID %q has a dot", id)
+	}
+	if id == DefaultClientID("factory-7", "th-sensors-v2") {
+		t.Fatalf("%q: fleets whose names differ only in dots and dashes share an ID", id)
+	}
+}

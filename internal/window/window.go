@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	_ "time/tzdata" // the distroless image has no /usr/share/zoneinfo
+	_ "time/tzdata" // the image hack/image builds has no /usr/share/zoneinfo
 
 	"github.com/robfig/cron/v3"
 )
