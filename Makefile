@@ -92,7 +92,7 @@ test-faults: envtest-bin broker ## Run the full fault loops: 2,000 devices, 20 b
 
 .PHONY: bench
 bench: broker envtest-bin ## Run the benchmarks: Herald's own, then side by side with Paho (bench/).
-	go test -run '^$$' -bench . -benchmem -benchtime 1x ./internal/fleet/ ./controllers/
+	go test -run '^$$' -bench . -benchmem -benchtime 1x ./internal/fleet/ ./internal/rollout/ ./controllers/
 	go test -run '^$$' -bench . -benchmem ./mqtt/...
 	hack/bench.sh
 
