@@ -306,7 +306,12 @@ func (s *Session) run(ctx context.Context) {
 // rebuild retries a replay until one completes, the connection is lost
 // (the next connect starts another), or ctx ends.
 func (s *Session) rebuild(ctx context.Context, verify bool) {
-	backoff := mqtt.Backoff{Min: time.Second, Max: time.Minute}
+	// Capped at 15 s, not a minute: on a clustered broker a refused
+	// SUBSCRIBE is often transient (NATS refuses about one new QoS 1
+	// subscription in three while a node is down; docs/operator.md,
+	// "Brokers at scale"), and a retry of a refusal that is not costs
+	// one SUBSCRIBE.
+	backoff := mqtt.Backoff{Min: time.Second, Max: 15 * time.Second}
 	for attempt := 0; ; attempt++ {
 		err := s.syncOnce(ctx, verify)
 		if err == nil || errors.Is(err, errConnectionLost) || ctx.Err() != nil {
