@@ -13,6 +13,7 @@ CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 STATICCHECK := $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
 include hack/helm.mk
 include hack/image.mk
+include hack/cluster.mk
 # The interop brokers built or installed into bin/; the mochi-mqtt version is
 # pinned in hack/interop/mochi/go.mod.
 AEDES_VERSION ?= 1.2.0
