@@ -2,7 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -44,16 +43,7 @@ func BenchmarkFailover100k(b *testing.B) {
 				defer cl.Disconnect(ctx)
 				f.clients = append(f.clients, cl)
 			}
-			var preload [][]mqtt.Message
-			for i := range n {
-				id := fmt.Sprintf("dev-%06d", i)
-				pres, _ := json.Marshal(protocol.Presence{V: 1, State: protocol.PresenceOnline})
-				inv, _ := json.Marshal(protocol.Inventory{V: 1, DeviceID: id, Model: "sensor", HardwareRevision: "r1", FirmwareVersion: "1.0.0"})
-				preload = append(preload, []mqtt.Message{
-					{Topic: topics.Presence(id), Payload: pres, Retain: true, QoS: 1},
-					{Topic: topics.Inventory(id), Payload: inv, Retain: true, QoS: 1}})
-			}
-			if err := f.publish(ctx, preload); err != nil {
+			if err := f.announce(ctx, n); err != nil {
 				b.Fatal(err)
 			}
 			sel := controllers.ShardLabel + "=" + mode.name

@@ -134,7 +134,7 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	var snap rollout.Snapshot
 	if ro.Spec.Targeting == v1.TargetingSnapshot && ro.Status.Snapshot != nil {
 		if snap, err = r.Snapshots.load(ctx, &ro); err != nil {
-			if !ending(&ro, superseded) {
+			if !rollout.Ending(&ro, superseded) {
 				// Planning without it would target devices the freeze
 				// left out; nothing is published until it can be read.
 				r.notReady(&ro, v1.ReasonSnapshotUnreadable, err.Error())
@@ -506,20 +506,6 @@ func (r *FirmwareRolloutReconciler) rolloutsOfFleet(ctx context.Context, o clien
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return out
-}
-
-// ending reports whether ro is being canceled, is superseded on all its
-// models, or has ended: plans that only withdraw.
-func ending(ro *v1.FirmwareRollout, superseded map[string]bool) bool {
-	if ro.Spec.Canceled || ro.Status.Phase == v1.PhaseAborted || ro.Status.Phase == v1.PhaseCanceled {
-		return true
-	}
-	for _, m := range ro.Spec.Firmware.Models {
-		if !superseded[m] {
-			return false
-		}
-	}
-	return len(ro.Spec.Firmware.Models) > 0
 }
 
 // specOrLifecycleChanged lets through what a person or GitOps changed (the

@@ -70,6 +70,25 @@ func (f *muxFleet) publish(ctx context.Context, devices [][]mqtt.Message) error 
 	return <-errs
 }
 
+// announce publishes the retained presence and inventory of n devices,
+// dev-000000 on, and records each in its group when f tracks groups.
+func (f *muxFleet) announce(ctx context.Context, n int) error {
+	pres, _ := json.Marshal(protocol.Presence{V: 1, State: protocol.PresenceOnline})
+	var msgs [][]mqtt.Message
+	for i := range n {
+		id := fmt.Sprintf("dev-%06d", i)
+		if f.groups != nil {
+			g := f.topics.GroupNotice(f.model, protocol.Cohort(id))
+			f.groups[g] = append(f.groups[g], id)
+		}
+		inv, _ := json.Marshal(protocol.Inventory{V: 1, DeviceID: id, Model: f.model, HardwareRevision: "r1", FirmwareVersion: "1.0.0"})
+		msgs = append(msgs, []mqtt.Message{
+			{Topic: f.topics.Presence(id), Payload: pres, Retain: true, QoS: 1},
+			{Topic: f.topics.Inventory(id), Payload: inv, Retain: true, QoS: 1}})
+	}
+	return f.publish(ctx, msgs)
+}
+
 func (f *muxFleet) onNotice(m *mqtt.Message) {
 	if len(m.Payload) == 0 {
 		return
@@ -119,18 +138,7 @@ func BenchmarkRollout100k(b *testing.B) {
 		defer cl.Disconnect(ctx)
 		f.clients = append(f.clients, cl)
 	}
-	var preload [][]mqtt.Message
-	for i := range n {
-		id := fmt.Sprintf("dev-%06d", i)
-		g := topics.GroupNotice("sensor", protocol.Cohort(id))
-		f.groups[g] = append(f.groups[g], id)
-		pres, _ := json.Marshal(protocol.Presence{V: 1, State: protocol.PresenceOnline})
-		inv, _ := json.Marshal(protocol.Inventory{V: 1, DeviceID: id, Model: "sensor", HardwareRevision: "r1", FirmwareVersion: "1.0.0"})
-		preload = append(preload, []mqtt.Message{
-			{Topic: topics.Presence(id), Payload: pres, Retain: true, QoS: 1},
-			{Topic: topics.Inventory(id), Payload: inv, Retain: true, QoS: 1}})
-	}
-	if err := f.publish(ctx, preload); err != nil {
+	if err := f.announce(ctx, n); err != nil {
 		b.Fatal(err)
 	}
 

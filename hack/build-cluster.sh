@@ -20,9 +20,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/bin/k8s}"
 mkdir -p "$out"
 
-pinned() { # module, go.mod
-	awk -v m="$1" '$1 == m && $2 ~ /^v/ { print $2; exit } $1 == "require" && $2 == m { print $3; exit }' "$2"
-}
+# shellcheck source=lib-build.sh
+source "$root/hack/lib-build.sh"
 
 k8s_version="$(pinned k8s.io/kubernetes "$root/hack/k8s/go.mod")"
 cluster_version="$(pinned k8s.io/kubernetes "$root/hack/cluster/k8s/go.mod")"
@@ -33,29 +32,7 @@ if [[ "$k8s_version" != "$cluster_version" ]]; then
 	exit 1
 fi
 
-# build <name> <version> <module dir> <package> [ldflags]
-build() {
-	local name="$1" version="$2" dir="$3" pkg="$4" ldflags="${5:-}"
-	local stamp="$out/.$name.version"
-	if [[ -x "$out/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
-		return
-	fi
-	echo ">> building $name $version from the module proxy (first time: several minutes)"
-	local start=$SECONDS
-	(cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
-	mv "$out/$name.tmp" "$out/$name"
-	echo "$version" >"$stamp"
-	echo ">> built $name in $((SECONDS - start))s"
-}
-
-# The same version stamp as build-envtest.sh's: the kubelet reports it in the
-# Node's status, and the components derive their emulation versions from it.
-minor="${k8s_version#v1.}"; minor="${minor%%.*}"
-k8s_ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-	k8s_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-	k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
+k8s_ldflags="$(k8s_ldflags "$k8s_version")"
 
 dir="$root/hack/cluster/k8s"
 build kube-controller-manager "$k8s_version" "$dir" k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"

@@ -65,7 +65,7 @@ func Plan(in Input) Output {
 	case ro.Spec.Canceled:
 		st.Phase, st.Message = v1.PhaseCanceled, "canceled by spec.canceled: notices withdrawn"
 		out.WithdrawAll, out.CancelNotice = true, true
-	case isSuperseded(&in):
+	case Superseded(ro, in.SupersededModels):
 		st.Phase, st.Message = v1.PhaseCanceled, "superseded by a newer rollout for the same fleet and models: notices withdrawn"
 		out.WithdrawAll, endReason = true, v1.ReasonSuperseded
 	case sched != nil && sched.EndTime != nil && !in.Now.Before(sched.EndTime.Time):
@@ -206,15 +206,24 @@ func started(st *v1.FirmwareRolloutStatus) bool {
 	return false
 }
 
-// isSuperseded reports whether newer rollouts took over every model of this one.
-func isSuperseded(in *Input) bool {
-	models := in.Rollout.Spec.Firmware.Models
+// Superseded reports whether newer rollouts took over every model of ro
+// (superseded holds the models they took, as Input.SupersededModels).
+func Superseded(ro *v1.FirmwareRollout, superseded map[string]bool) bool {
+	models := ro.Spec.Firmware.Models
 	for _, m := range models {
-		if !in.SupersededModels[m] {
+		if !superseded[m] {
 			return false
 		}
 	}
 	return len(models) > 0
+}
+
+// Ending reports whether every plan of ro from now on only withdraws its
+// notices: it is canceled, aborted or superseded. Such a plan needs no
+// target set.
+func Ending(ro *v1.FirmwareRollout, superseded map[string]bool) bool {
+	return ro.Spec.Canceled || ro.Status.Phase == v1.PhaseAborted || ro.Status.Phase == v1.PhaseCanceled ||
+		Superseded(ro, superseded)
 }
 
 // phase is the phase and message of a rollout that has not ended.
