@@ -60,6 +60,11 @@ type FirmwareRolloutReconciler struct {
 	mu        sync.Mutex
 	limiters  map[types.UID]*rolloutLimits
 	lastWrite map[types.UID]time.Time
+	// trackers keep each rollout's targets between plans, so that a plan
+	// costs what changed in the fleet, not a walk over all of it. By
+	// name, so that a rollout gone from the cache can be forgotten; a
+	// tracker notices a new object of the same name by its UID.
+	trackers map[types.NamespacedName]*rollout.Tracker
 }
 
 // Reconcile runs the rollout's steps: deletion, finalizer, fleet lookup,
@@ -72,6 +77,7 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			// Gone, or relabeled into another shard: its series here
 			// would go on saying what it was.
 			r.Metrics.forgetRollout(req.Namespace, req.Name)
+			r.dropTracker(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -159,7 +165,8 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		SizeHint:         state.Len(),
 		Snapshot:         snap,
 	}
-	out := rollout.Plan(in)
+	tracker := r.tracker(req.NamespacedName)
+	out := tracker.Plan(in, state)
 	if out.TakeSnapshot != nil {
 		rec, ids, err := r.Snapshots.save(ctx, &ro, out.TakeSnapshot, now)
 		if err != nil {
@@ -169,7 +176,12 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		ro.Status.Snapshot = rec
 		in.Snapshot = ids
-		out = rollout.Plan(in)
+		out = tracker.Plan(in, state)
+	}
+	if out.Status.Phase == v1.PhaseSucceeded {
+		// Final: its plans read nothing from now on, so the memory of
+		// its targets (about 110 bytes a device) goes.
+		r.dropTracker(req.NamespacedName)
 	}
 	withdrawn, err := r.publish(ctx, s, &ro, out.Actions, out.CancelNotice, limiter)
 	if err != nil {
@@ -422,6 +434,7 @@ func (r *FirmwareRolloutReconciler) reconcileDelete(ctx context.Context, ro *v1.
 	}
 	controllerutil.RemoveFinalizer(ro, noticeFinalizer)
 	r.forget(ro.UID)
+	r.dropTracker(client.ObjectKeyFromObject(ro))
 	r.Metrics.forgetRollout(ro.Namespace, ro.Name)
 	return ctrl.Result{}, r.Update(ctx, ro)
 }
@@ -466,6 +479,27 @@ func (r *FirmwareRolloutReconciler) wroteStatus(uid types.UID) {
 		r.lastWrite = map[types.UID]time.Time{}
 	}
 	r.lastWrite[uid] = r.Now()
+}
+
+// tracker returns the rollout's tracker, making it on first use.
+func (r *FirmwareRolloutReconciler) tracker(key types.NamespacedName) *rollout.Tracker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.trackers == nil {
+		r.trackers = map[types.NamespacedName]*rollout.Tracker{}
+	}
+	tr := r.trackers[key]
+	if tr == nil {
+		tr = &rollout.Tracker{}
+		r.trackers[key] = tr
+	}
+	return tr
+}
+
+func (r *FirmwareRolloutReconciler) dropTracker(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.trackers, key)
 }
 
 func (r *FirmwareRolloutReconciler) forget(uid types.UID) {

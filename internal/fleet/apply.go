@@ -84,6 +84,7 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		d.SeenPresence, d.Online = true, online
 		d.PresenceSince = now.Unix()
 		s.tally.add(d, 1)
+		s.touch(d)
 		return Result{Changed: true}
 	case protocol.TopicInventory:
 		inv, err := protocol.ParseInventory(payload)
@@ -104,6 +105,7 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 		d.HardwareRevision = s.intern(inv.HardwareRevision)
 		d.Labels = s.internLabels(inv.Labels)
 		s.tally.add(d, 1)
+		s.touch(d)
 		return Result{Changed: true}
 	case protocol.TopicStatus:
 		st, err := protocol.ParseStatus(payload)
@@ -130,6 +132,7 @@ func (s *State) apply(topics protocol.Topics, topic string, payload []byte, now 
 			return Result{Status: st.State}
 		}
 		s.report(d, r)
+		s.touch(d)
 		return Result{Changed: true, Status: st.State}
 	case protocol.TopicNotice:
 		return s.applyNotice(topic, payload, now)
@@ -156,6 +159,7 @@ func (s *State) withdraw(id string, kind protocol.TopicKind) Result {
 	}
 	s.tally.add(d, 1)
 	s.forgetIfEmpty(d)
+	s.touch(d)
 	return Result{Changed: true}
 }
 

@@ -29,6 +29,12 @@ type Device struct {
 	// this process's observation, so a restart moves it forward.
 	PresenceSince int64
 
+	// Slot is the device's index in its State's table of devices,
+	// stable while the state holds it; once the device is forgotten a
+	// later one may take it. Planners index what they keep per device
+	// by it, and the change log (ChangedSince) reports slots.
+	Slot int32
+
 	HasInventory bool
 	Online       bool
 	SeenPresence bool
@@ -118,9 +124,20 @@ type State struct {
 	// another (a device may answer a notice it declines while it installs
 	// another rollout's image). The broker retains only the latest report,
 	// so this is lost when the process restarts.
-	earlier   map[string][]Report
-	tally     tally
-	malformed int64
+	earlier map[string][]Report
+	tally   tally
+	// slots holds each device at its Slot; free lists the slots of
+	// forgotten devices, for reuse.
+	slots []*Device
+	free  []int32
+	// changed logs the slots of devices whose record changed, oldest
+	// first, so that a planner catches up on what changed since it last
+	// looked (ChangedSince) instead of walking every device. changedBase
+	// is the log position of changed[0]. The log is bounded: a planner
+	// that fell further behind than it reaches walks the fleet again.
+	changed     []int32
+	changedBase uint64
+	malformed   int64
 	// overLimit counts messages about devices beyond the cap.
 	overLimit int64
 }
@@ -228,9 +245,57 @@ func (s *State) device(id string) *Device {
 			return nil
 		}
 		d = &Device{ID: id, Cohort: uint8(protocol.Cohort(id))}
+		if n := len(s.free); n > 0 {
+			d.Slot, s.free = s.free[n-1], s.free[:n-1]
+			s.slots[d.Slot] = d
+		} else {
+			d.Slot = int32(len(s.slots))
+			s.slots = append(s.slots, d)
+		}
 		s.devices[id] = d
 	}
 	return d
+}
+
+// touch logs that device d changed. Once the log holds twice what it
+// keeps, the older half goes: amortised O(1) per change, and at most
+// about one entry per device held. A planner that fell behind by more
+// than half the fleet walks it again, which costs about what reading
+// that many changes would.
+func (s *State) touch(d *Device) {
+	s.changed = append(s.changed, d.Slot)
+	keep := max(len(s.devices)/2, minChangeLog)
+	if len(s.changed) >= 2*keep {
+		drop := len(s.changed) - keep
+		s.changedBase += uint64(drop)
+		s.changed = append(s.changed[:0:0], s.changed[drop:]...)
+	}
+}
+
+// minChangeLog is how many changes the log keeps however small the fleet.
+const minChangeLog = 1 << 12
+
+// Cursor is the change log's current position, for a later ChangedSince.
+// Take it before walking the devices: a change made during the walk is
+// then reported again, which re-reads a device already up to date.
+func (s *State) Cursor() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changedBase + uint64(len(s.changed))
+}
+
+// ChangedSince returns the slots of the devices changed since cursor (in
+// order, possibly repeated) and the cursor to pass next time. ok is false
+// when the log no longer reaches back to cursor: the caller must walk the
+// fleet again. A slot may hold another device by now, or none.
+func (s *State) ChangedSince(cursor uint64) (slots []int32, next uint64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	next = s.changedBase + uint64(len(s.changed))
+	if cursor < s.changedBase || cursor > next {
+		return nil, next, false
+	}
+	return slices.Clone(s.changed[cursor-s.changedBase:]), next, true
 }
 
 // forgetIfEmpty drops a device the broker no longer holds anything for.
@@ -238,6 +303,8 @@ func (s *State) forgetIfEmpty(d *Device) {
 	if !d.HasInventory && !d.SeenPresence && d.Status.Rollout == "" {
 		delete(s.devices, d.ID)
 		delete(s.earlier, d.ID)
+		s.slots[d.Slot] = nil
+		s.free = append(s.free, d.Slot)
 	}
 }
 
@@ -302,20 +369,53 @@ func (s *State) Each(fn func(*Device)) {
 func (s *State) EachReport(uid string, fn func(d *Device, rep *Report)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for id, d := range s.devices {
-		var rep *Report
-		if d.Status.Rollout == uid {
-			rep = &d.Status
-		} else if e := s.earlier[id]; len(e) > 0 {
-			for i := range e {
-				if e[i].Rollout == uid {
-					rep = &e[i]
-					break
-				}
-			}
-		}
-		fn(d, rep)
+	for _, d := range s.devices {
+		fn(d, s.reportOn(d, uid))
 	}
+}
+
+// Reports calls fn for each of slots under the read lock, with the
+// device there (nil when none is) and its latest report on the rollout
+// with UID uid, as EachReport would. fn must not keep the pointers or
+// call back into the state.
+func (s *State) Reports(uid string, slots []int32, fn func(slot int32, d *Device, rep *Report)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, slot := range slots {
+		var d *Device
+		if slot >= 0 && int(slot) < len(s.slots) {
+			d = s.slots[slot]
+		}
+		if d == nil {
+			fn(slot, nil, nil)
+			continue
+		}
+		fn(slot, d, s.reportOn(d, uid))
+	}
+}
+
+// Slot returns the slot of the device with id, if the state holds it.
+func (s *State) Slot(id string) (int32, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if d := s.devices[id]; d != nil {
+		return d.Slot, true
+	}
+	return 0, false
+}
+
+// reportOn is d's latest report on the rollout with UID uid, or nil.
+func (s *State) reportOn(d *Device, uid string) *Report {
+	if d.Status.Rollout == uid {
+		return &d.Status
+	}
+	e := s.earlier[d.ID]
+	for i := range e {
+		if e[i].Rollout == uid {
+			return &e[i]
+		}
+	}
+	return nil
 }
 
 // report makes r the device's latest report, keeping its previous one as

@@ -16,36 +16,14 @@ import (
 // a label selector, devices get per-device notices.
 //
 // held reports that the device rate kept a device waiting.
-func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.WaveStatus, hold bool) (desired map[string]Action, held bool) {
-	started := func(w int) bool { return w < len(waves) && waves[w].StartTime != nil }
-	type groupKey struct {
-		model  string
-		cohort int
-	}
-	type group struct {
-		key      groupKey
-		devices  []*target
-		complete bool
-	}
-	groups := map[groupKey]*group{}
-	var order []*group
-	for i := range targets {
-		t := &targets[i]
-		k := groupKey{t.model, t.cohort}
-		g := groups[k]
-		if g == nil {
-			g = &group{key: k, complete: !sel.perDevice}
-			groups[k] = g
-			order = append(order, g)
-		}
-		if started(t.wave) {
-			g.devices = append(g.devices, t)
-		} else {
-			g.complete = false
-		}
-	}
+func desiredNotices(in *Input, sel *selection, tr *Tracker, waves []v1.WaveStatus, hold bool) (desired map[string]Action, held bool) {
+	started := func(w int16) bool { return int(w) < len(waves) && waves[w].StartTime != nil }
 	// Under a cap, which notices go first must not depend on map order:
-	// groups by (model, cohort), devices by ID.
+	// groups by (cohort, model), devices by ID.
+	order := make([]*group, 0, len(tr.groups))
+	for _, g := range tr.groups {
+		order = append(order, g)
+	}
 	sort.Slice(order, func(i, j int) bool {
 		a, b := order[i].key, order[j].key
 		if a.cohort != b.cohort {
@@ -53,36 +31,48 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 		}
 		return a.model < b.model
 	})
+	// devices lists a group's targets in started waves by ID: only
+	// groups that go device by device need it.
+	devices := func(g *group) []*target {
+		var out []*target
+		for _, i := range g.members {
+			if t := &tr.targets[i]; started(t.wave) {
+				out = append(out, t)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+		return out
+	}
 	uid := string(in.Rollout.UID)
 	has := func(topic string) bool { n, ok := in.Notices[topic]; return ok && n.RolloutUID == uid }
 	// Outside maintenance windows, and while the rollout is held, no
 	// device gets a new notice; those out already stay.
 	open := !hold && sel.windows.Open(in.Now)
 	maxInProgress := int(in.Rollout.Spec.Strategy.MaxInProgress)
-	outstanding := 0
-	for i := range targets {
-		if p := targets[i].progress; p == notified || p == inProgress {
-			outstanding++
-		}
-	}
+	outstanding := tr.tally.outstanding()
 	budget := in.DeviceBudget
 	desired = map[string]Action{}
 	for _, g := range order {
-		if len(g.devices) == 0 {
+		// How many of the group's targets are in started waves, and
+		// whether that is all of them (then a group notice serves it).
+		inStarted, complete := int32(0), !sel.perDevice
+		for w, n := range g.byWave {
+			if started(int16(w)) {
+				inStarted += n
+			} else if n > 0 {
+				complete = false
+			}
+		}
+		if inStarted == 0 {
 			continue
 		}
-		if g.complete {
+		if complete {
 			topic := in.Topics.GroupNotice(g.key.model, g.key.cohort)
 			if has(topic) {
 				desired[topic] = Action{Topic: topic}
 				continue
 			}
-			fresh := 0
-			for _, t := range g.devices {
-				if t.progress == waiting {
-					fresh++
-				}
-			}
+			fresh := int(g.waiting)
 			// New notices respect the in-progress cap, though the first
 			// always goes so that a cap below a group's size cannot stall
 			// the rollout.
@@ -100,8 +90,7 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 				continue
 			}
 		}
-		sort.Slice(g.devices, func(i, j int) bool { return g.devices[i].id < g.devices[j].id })
-		for _, t := range g.devices {
+		for _, t := range devices(g) {
 			if t.current || t.progress == skipped || sel.skip[t.id] || t.attempt > 1 || t.progress == retrying {
 				continue // retries: below; listed devices get none
 			}
@@ -127,35 +116,50 @@ func desiredNotices(in *Input, sel *selection, targets []target, waves []v1.Wave
 	// Retries go device by device whatever the group does, with the
 	// next attempt once the backoff has passed, and are paced like new
 	// devices. A device's retry notice stays while it works on it.
-	now := in.Now.Unix()
-	for _, g := range order {
-		for _, t := range g.devices {
-			if t.current || t.progress == skipped || sel.skip[t.id] || (t.attempt <= 1 && t.progress != retrying) {
-				continue // a listed device's retry notice is withdrawn
-			}
-			topic := in.Topics.DeviceNotice(t.id)
-			a := Action{Topic: topic, Device: t.id, Attempt: t.attempt}
-			if t.progress == retrying && now >= t.retryAt {
-				capped := maxInProgress > 0 && outstanding >= maxInProgress
-				if open && !capped && budget != 0 {
-					outstanding++
-					if budget > 0 {
-						budget--
-					}
-					a.Attempt, a.Devices = t.attempt+1, 1
-					desired[topic] = a
-					continue
-				}
-				held = held || (open && !capped && budget == 0)
-				// Blocked for now: the notice of the attempt that
-				// failed stays, so nothing is withdrawn and sent anew.
-			}
-			if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && max(n.Attempt, 1) == t.attempt {
-				desired[topic] = a
-			}
-			// Otherwise it is not on the broker in this form: the device
-			// has what it needs from the group notice.
+	rank := make(map[groupKey]int, len(order))
+	for i, g := range order {
+		rank[g.key] = i
+	}
+	again := make([]*target, 0, len(tr.retries))
+	for slot := range tr.retries {
+		if t := tr.at(slot); started(t.wave) {
+			again = append(again, t)
 		}
+	}
+	sort.Slice(again, func(i, j int) bool {
+		a, b := again[i], again[j]
+		if ra, rb := rank[groupKey{a.model, int(a.cohort)}], rank[groupKey{b.model, int(b.cohort)}]; ra != rb {
+			return ra < rb
+		}
+		return a.id < b.id
+	})
+	now := in.Now.Unix()
+	for _, t := range again {
+		if t.current || t.progress == skipped || sel.skip[t.id] || (t.attempt <= 1 && t.progress != retrying) {
+			continue // a listed device's retry notice is withdrawn
+		}
+		topic := in.Topics.DeviceNotice(t.id)
+		a := Action{Topic: topic, Device: t.id, Attempt: int(t.attempt)}
+		if t.progress == retrying && now >= t.retryAt {
+			capped := maxInProgress > 0 && outstanding >= maxInProgress
+			if open && !capped && budget != 0 {
+				outstanding++
+				if budget > 0 {
+					budget--
+				}
+				a.Attempt, a.Devices = int(t.attempt)+1, 1
+				desired[topic] = a
+				continue
+			}
+			held = held || (open && !capped && budget == 0)
+			// Blocked for now: the notice of the attempt that
+			// failed stays, so nothing is withdrawn and sent anew.
+		}
+		if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && max(n.Attempt, 1) == int(t.attempt) {
+			desired[topic] = a
+		}
+		// Otherwise it is not on the broker in this form: the device
+		// has what it needs from the group notice.
 	}
 	return desired, held
 }

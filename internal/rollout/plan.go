@@ -9,10 +9,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/fleet"
 )
 
-// Plan decides the rollout's next step. It is a pure function of in.
+// Plan decides the rollout's next step. It is a pure function of in, and
+// walks every device of the fleet; a Tracker decides the same while
+// keeping what it learned for the next plan.
 func Plan(in Input) Output {
+	var tr Tracker
+	return tr.Plan(in, nil)
+}
+
+// Plan decides the rollout's next step exactly as the package's Plan
+// does, but costs what changed since the tracker's last plan: in.Devices
+// must visit state's devices, and state is the fleet's state as the
+// session keeps it (nil to plan from scratch).
+func (tr *Tracker) Plan(in Input, state *fleet.State) Output {
 	ro := in.Rollout
 	prev := &ro.Status
 	// A succeeded rollout's result is final: later device traffic (late
@@ -23,24 +35,19 @@ func Plan(in Input) Output {
 		out.Status.ObservedGeneration = ro.Generation
 		return out
 	}
-	sel, err := compile(ro)
-	if err != nil {
+	ending := prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled
+	if err := tr.follow(&in, state, ending); err != nil {
 		return invalid(in, err)
 	}
-	snapshotting := ro.Spec.Targeting == v1.TargetingSnapshot
-	if snapshotting {
-		sel.snapshot = in.Snapshot
-	}
-	targets := selectTargets(&in, sel)
-	reach(&in, sel, targets)
-	if prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled {
+	sel := tr.sel
+	if ending {
 		// Nothing is retried any more: failures are final.
-		return ended(in, targets, evaluatePolicy(ro.Spec.FailurePolicy, targets))
+		return ended(in, tr, evaluatePolicy(ro.Spec.FailurePolicy, &tr.tally))
 	}
-	markRetries(sel, targets)
-	pol := evaluatePolicy(ro.Spec.FailurePolicy, targets)
+	pol := evaluatePolicy(ro.Spec.FailurePolicy, &tr.tally)
+	snapshotting := ro.Spec.Targeting == v1.TargetingSnapshot
 	if ro.Spec.DryRun && !started(prev) && !ro.Spec.Canceled {
-		return dryRun(in, sel, targets, pol)
+		return dryRun(in, sel, tr, pol)
 	}
 
 	st := v1.FirmwareRolloutStatus{
@@ -79,13 +86,13 @@ func Plan(in Input) Output {
 		out.WithdrawAll, out.CancelNotice = true, true
 	}
 
-	walk := walkWaves(&in, sel, &st, targets, pol, out.WithdrawAll)
+	walk := walkWaves(&in, sel, &st, &tr.tally, pol, out.WithdrawAll)
 	if snapshotting && sel.snapshot == nil && len(walk.started) > 0 && !out.WithdrawAll {
 		// The first wave starts now: freeze who it is for before any
 		// notice goes out.
-		ids := make(Snapshot, len(targets))
-		for i := range targets {
-			ids[i] = targets[i].id
+		ids := make(Snapshot, len(tr.targets))
+		for i := range tr.targets {
+			ids[i] = tr.targets[i].id
 		}
 		slices.Sort(ids)
 		return Output{Status: *prev.DeepCopy(), TakeSnapshot: ids}
@@ -107,17 +114,18 @@ func Plan(in Input) Output {
 		// Paused (by spec, a dry run or the failure policy), no device
 		// gets a new notice or a retry; those out already stay.
 		hold := ro.Spec.Paused || ro.Spec.DryRun || pol.tripped
-		desired, held = desiredNotices(&in, sel, targets, st.Waves, hold)
+		desired, held = desiredNotices(&in, sel, tr, st.Waves, hold)
 	} else {
-		unmarkRetries(targets)
+		// Counted as what they are now that nothing will retry them.
+		tr.end(&in)
 	}
 	out.Actions, out.RequeueAfter = noticeActions(&in, desired, out.WithdrawAll)
 	if held && (out.RequeueAfter == 0 || out.RequeueAfter > rateLimitRetry) {
 		out.RequeueAfter = rateLimitRetry
 	}
 
-	fillTotals(&st, targets)
-	st.FailureSample = failureSample(targets)
+	fillTotals(&st, &tr.tally)
+	st.FailureSample = tr.failureSample()
 	if !out.WithdrawAll {
 		st.Phase, st.Message = phase(&in, &st, pol, walk)
 	} else {
@@ -144,7 +152,7 @@ func Plan(in Input) Output {
 		}
 	}
 	if !st.Phase.Terminal() {
-		out.RequeueAfter = requeue(&in, sel, targets, walk, out.RequeueAfter)
+		out.RequeueAfter = requeue(&in, sel, tr, walk, out.RequeueAfter)
 	}
 	out.Status = st
 	return out
@@ -170,7 +178,7 @@ func invalid(in Input, err error) Output {
 // and message stand, its counts go on following what devices report (the
 // cancels they acknowledge, installs that finish anyway), and whatever of
 // its notices is still on the broker goes.
-func ended(in Input, targets []target, pol policy) Output {
+func ended(in Input, tr *Tracker, pol policy) Output {
 	ro := in.Rollout
 	st := *ro.Status.DeepCopy()
 	st.ObservedGeneration = ro.Generation
@@ -180,11 +188,11 @@ func ended(in Input, targets []target, pol policy) Output {
 		copy(waves, st.Waves)
 		st.Waves = waves
 	}
-	fillTotals(&st, targets)
+	fillTotals(&st, &tr.tally)
 	// Retry notices are withdrawn with the rest, so the attempts devices
 	// answered are all that is left to count: keep the count it had.
 	st.Totals.Retries = max(st.Totals.Retries, ro.Status.Totals.Retries)
-	st.FailureSample = failureSample(targets)
+	st.FailureSample = tr.failureSample()
 	// Why it ended is in the Ready condition written when it did.
 	endReason := ""
 	if c := apimeta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil {
@@ -259,7 +267,7 @@ func phase(in *Input, st *v1.FirmwareRolloutStatus, pol policy, walk waveWalk) (
 
 // requeue is when to come back for what no device message announces: a
 // soak ending, a device timing out. retry is the rate limit's delay, if any.
-func requeue(in *Input, sel *selection, targets []target, walk waveWalk, retry time.Duration) time.Duration {
+func requeue(in *Input, sel *selection, tr *Tracker, walk waveWalk, retry time.Duration) time.Duration {
 	next := idleRequeue
 	if open, closes := sel.windows.Next(in.Now); open.After(in.Now) {
 		next = min(next, max(open.Sub(in.Now), time.Second))
@@ -272,21 +280,11 @@ func requeue(in *Input, sel *selection, targets []target, walk waveWalk, retry t
 	if s := in.Rollout.Spec.Schedule; s != nil && s.EndTime != nil {
 		next = min(next, max(s.EndTime.Sub(in.Now), time.Second))
 	}
-	now := in.Now.Unix()
-	for i := range targets {
-		t := &targets[i]
-		if t.progress == retrying {
-			if d := t.retryAt - now; d > 0 && d < int64(next/time.Second) {
-				next = time.Duration(d) * time.Second
-			}
-			continue
-		}
-		if t.progress != inProgress && t.progress != notified {
-			continue
-		}
-		// One second past the deadline, so that it has passed; compared
-		// in seconds first, as a far deadline overflows a Duration.
-		if d := t.deadline - now; d > 0 && d < int64(next/time.Second) {
+	// A target's deadline, offline grace or retry: one second past it,
+	// so that it has passed; compared in seconds first, as a far time
+	// overflows a Duration.
+	if at := tr.nextWake(); at != 0 {
+		if d := at/int64(time.Second) - in.Now.Unix(); d < int64(next/time.Second) {
 			next = time.Duration(d+1) * time.Second
 		}
 	}

@@ -14,24 +14,11 @@ type policy struct {
 	abort            bool
 }
 
-func evaluatePolicy(p *v1.FailurePolicy, targets []target) policy {
-	countRejected := p == nil || p.Rejections != v1.RejectionsIgnore
-	var pol policy
-	for i := range targets {
-		switch targets[i].progress {
-		case succeeded:
-			if !targets[i].current {
-				pol.finished++
-			}
-		case failed:
-			pol.finished++
-			pol.failed++
-		case rejected:
-			if countRejected {
-				pol.finished++
-				pol.failed++
-			}
-		}
+func evaluatePolicy(p *v1.FailurePolicy, c *tally) policy {
+	pol := policy{finished: c.succeeded + c.failed, failed: c.failed}
+	if p == nil || p.Rejections != v1.RejectionsIgnore {
+		pol.finished += c.rejected
+		pol.failed += c.rejected
 	}
 	if p == nil {
 		return pol

@@ -15,7 +15,7 @@ const previewSample = 10
 // dryRun is the plan while spec.dryRun holds a rollout that has not
 // started: targets, waves and the cost of starting each wave, and nothing
 // published.
-func dryRun(in Input, sel *selection, targets []target, pol policy) Output {
+func dryRun(in Input, sel *selection, tr *Tracker, pol policy) Output {
 	ro := in.Rollout
 	st := v1.FirmwareRolloutStatus{
 		ObservedGeneration: ro.Generation,
@@ -26,9 +26,9 @@ func dryRun(in Input, sel *selection, targets []target, pol policy) Output {
 	for i := range st.Waves {
 		st.Waves[i].State = v1.WavePending
 	}
-	fillTotals(&st, targets)
-	st.FailureSample = failureSample(targets)
-	st.Preview = preview(&in, sel, targets)
+	fillTotals(&st, &tr.tally)
+	st.FailureSample = tr.failureSample()
+	st.Preview = preview(&in, sel, tr)
 	groups, devices := 0, 0
 	for _, w := range st.Preview.Waves {
 		groups += int(w.GroupNotices)
@@ -51,7 +51,7 @@ func dryRun(in Input, sel *selection, targets []target, pol policy) Output {
 
 // preview counts, wave by wave, the notices starting it would add to those
 // of the waves before, as desiredNotices would choose them with no cap.
-func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
+func preview(in *Input, sel *selection, tr *Tracker) *v1.RolloutPreview {
 	ro := *in.Rollout
 	ro.Spec.Strategy.MaxInProgress = 0
 	// What starting a wave publishes, whenever it starts: windows only
@@ -67,15 +67,15 @@ func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
 	waves := make([]v1.WaveStatus, n)
 	start := metav1.NewTime(in.Now)
 	before := map[string]bool{}
-	ordered := make([]*target, 0, len(targets))
-	for i := range targets {
-		ordered = append(ordered, &targets[i])
+	ordered := make([]*target, 0, len(tr.targets))
+	for i := range tr.targets {
+		ordered = append(ordered, &tr.targets[i])
 	}
 	sort.Slice(ordered, func(i, j int) bool { return targetBefore(ordered[i], ordered[j]) })
 	for i := range n {
 		waves[i].StartTime = &start
 		pw := &p.Waves[i]
-		desired, _ := desiredNotices(&uncapped, &openSel, targets, waves, false)
+		desired, _ := desiredNotices(&uncapped, &openSel, tr, waves, false)
 		for topic, a := range desired {
 			if before[topic] {
 				continue
@@ -88,7 +88,7 @@ func preview(in *Input, sel *selection, targets []target) *v1.RolloutPreview {
 			}
 		}
 		for _, t := range ordered {
-			if t.wave != i {
+			if int(t.wave) != i {
 				continue
 			}
 			pw.Targeted++

@@ -71,39 +71,26 @@ func (r *retryRules) delay(n int) time.Duration {
 	return min(d, r.maxBackoff)
 }
 
-// markRetries turns failed and rejected targets that have retries left
-// into retrying ones, due at their failure plus the backoff, and marks
-// those that used every retry they had. A retrying device is not a
-// failure: the failure policy and the wave wait for its last attempt.
+// markRetry turns a failed or rejected target that has retries left into
+// a retrying one, due at its failure plus the backoff, and marks one that
+// used every retry it had. A retrying device is not a failure: the failure
+// policy and the wave wait for its last attempt.
 //
 // Retries are counted per device, not per class: the class of its latest
 // failure decides how many it may have had in all. Only the latest report
 // is kept, so a count per class could not be rebuilt after a restart.
-func markRetries(sel *selection, targets []target) {
-	for i := range targets {
-		t := &targets[i]
-		if t.progress != failed && t.progress != rejected || sel.skip[t.id] {
-			// A device listed in skipDevices is not waited for, retries
-			// included.
-			continue
-		}
-		used := t.attempt - 1
-		allowed := sel.retries.allowed(t)
-		if used < allowed {
-			t.retryFrom, t.progress = t.progress, retrying
-			t.retryAt = t.reportedAt + int64(sel.retries.delay(used)/time.Second)
-			continue
-		}
-		t.exhausted = allowed > 0
+func (sel *selection) markRetry(t *target) {
+	if t.progress != failed && t.progress != rejected || sel.skip[t.id] {
+		// A device listed in skipDevices is not waited for, retries
+		// included.
+		return
 	}
-}
-
-// unmarkRetries makes retrying targets failed or rejected again, for a
-// rollout that is ending: nothing will retry them.
-func unmarkRetries(targets []target) {
-	for i := range targets {
-		if t := &targets[i]; t.progress == retrying {
-			t.progress = t.retryFrom
-		}
+	used := int(t.attempt) - 1
+	allowed := sel.retries.allowed(t)
+	if used < allowed {
+		t.progress = retrying
+		t.retryAt = t.reportedAt + int64(sel.retries.delay(used)/time.Second)
+		return
 	}
+	t.exhausted = allowed > 0
 }

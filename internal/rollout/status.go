@@ -11,79 +11,28 @@ import (
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 )
 
-// fillTotals counts targets by progress, overall and per wave.
-func fillTotals(st *v1.FirmwareRolloutStatus, targets []target) {
-	t := &st.Totals
-	*t = v1.DeviceTotals{}
+// fillTotals writes the tally's counts, overall and per wave.
+func fillTotals(st *v1.FirmwareRolloutStatus, c *tally) {
+	st.Totals = c.totals
 	for i := range st.Waves {
 		w := &st.Waves[i]
-		w.Targeted, w.Notified, w.Succeeded, w.Failed, w.Rejected, w.Skipped = 0, 0, 0, 0, 0, 0
+		var n waveTally
+		if i < len(c.waves) {
+			n = c.waves[i]
+		}
+		w.Targeted, w.Notified, w.Succeeded, w.Failed, w.Rejected, w.Skipped = n.targeted, n.notified, n.succeeded, n.failed, n.rejected, n.skipped
 	}
-	for i := range targets {
-		d := &targets[i]
-		t.Targeted++
-		if d.wave < len(st.Waves) {
-			w := &st.Waves[d.wave]
-			w.Targeted++
-			if d.progress != waiting {
-				w.Notified++
-			}
-			switch d.progress {
-			case succeeded:
-				w.Succeeded++
-			case failed:
-				w.Failed++
-			case rejected:
-				w.Rejected++
-			case skipped:
-				w.Skipped++
-			}
-		}
-		switch d.progress {
-		case waiting:
-			t.Waiting++
-		case notified:
-			t.Notified++
-		case inProgress:
-			t.InProgress++
-		case succeeded:
-			t.Succeeded++
-		case failed:
-			t.Failed++
-			if d.timedOut {
-				t.TimedOut++
-			}
-		case rejected:
-			t.Rejected++
-		case canceled:
-			t.Canceled++
-		case skipped:
-			t.Skipped++
-		case retrying:
-			t.Retrying++
-		}
-		// A device on attempt n was given n-1 retry notices.
-		t.Retries += int32(max(d.attempt, 1) - 1)
-		if d.exhausted {
-			t.RetriesExhausted++
-		}
-		if d.offline && !d.progress.finished() {
-			t.Offline++
-		}
-	}
-	st.Progress = fmt.Sprintf("%d/%d", t.Succeeded, t.Targeted)
+	st.Progress = fmt.Sprintf("%d/%d", st.Totals.Succeeded, st.Totals.Targeted)
 }
 
 // maxFailureSample bounds status.failureSample.
 const maxFailureSample = 10
 
 // failureSample is the most recent failed and rejecting devices.
-func failureSample(targets []target) []v1.DeviceFailure {
-	var bad []*target
-	for i := range targets {
-		if p := targets[i].progress; p == failed || p == rejected {
-			bad = append(bad, &targets[i])
-		}
+func (tr *Tracker) failureSample() []v1.DeviceFailure {
+	bad := make([]*target, 0, len(tr.bad))
+	for slot := range tr.bad {
+		bad = append(bad, tr.at(slot))
 	}
 	sort.Slice(bad, func(i, j int) bool {
 		if bad[i].reportedAt != bad[j].reportedAt {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -33,37 +34,50 @@ const (
 
 func (p progress) finished() bool { return p >= succeeded && p != retrying }
 
-// target is one device the rollout targets.
+// target is one device the rollout targets. It keeps only what plans
+// read after deriving it, in as few bytes as that allows: a tracker holds
+// one per device of a million-device fleet.
 type target struct {
 	id     string
 	model  string
-	cohort int
-	wave   int // index of the wave that covers it; len(waves) if none
+	reason string
+	// reportedAt is when the operator received the device's report (or
+	// when its timeout expired), unix seconds.
+	reportedAt int64
+	// retryAt is when a retrying device's retry notice is due, unix
+	// seconds.
+	retryAt int64
+	// wake is when what the target says next changes with time alone (a
+	// deadline passes, the offline grace ends, a retry falls due), unix
+	// nanoseconds; 0 for never. The tracker derives it again then.
+	wake int64
+	// slot is the device's fleet.Device.Slot (or its index, in a plan
+	// from scratch); gpos its index in its group's members.
+	slot, gpos int32
+	wave       int16 // index of the wave that covers it; len(waves) if none
+	// attempt is the notice attempt the device's state is about, from 1:
+	// its report's, or a later retry notice's that it has not answered.
+	attempt int16
+	cohort  uint8
 	progress
 	// current is set for a device that ran the target version before
 	// this rollout reached it: a success outside the failure policy.
 	current bool
 	// offline is set for a device offline beyond the fleet's grace.
-	offline  bool
-	online   bool
-	timedOut bool
-	reason   string
-	// reportedAt is when the operator received the device's report (or
-	// when its timeout expired), unix seconds.
-	reportedAt int64
-	// presenceSince is when the device's presence last changed.
-	presenceSince int64
-	// deadline is when an in-progress device times out, unix seconds; 0
-	// for none. Notified devices get theirs once their notice is known.
-	deadline int64
-	// attempt is the notice attempt the device's state is about, from 1:
-	// its report's, or a later retry notice's that it has not answered.
-	attempt int
-	// retryAt is when a retrying device's retry notice is due, unix
-	// seconds; exhausted marks a device that failed its last retry.
-	retryAt   int64
-	exhausted bool
-	retryFrom progress // failed or rejected, for a retrying target
+	offline   bool
+	timedOut  bool
+	exhausted bool // failed its last retry
+}
+
+// deriving is what deriving a target reads about the device beyond what
+// the target keeps.
+type deriving struct {
+	online        bool
+	presenceSince int64 // when the device's presence last changed
+	// deadline is when an in-progress or notified device times out, unix
+	// seconds; 0 for none. timeout is an in-progress report's deadline,
+	// which holds even for a device spec.skipDevices lists.
+	deadline, timeout int64
 }
 
 // selection is the compiled spec.selector and firmware of a rollout.
@@ -83,6 +97,10 @@ type selection struct {
 	// windows are the maintenance windows; nil is always open.
 	windows   *window.Windows
 	deadlines map[int64]int64 // deviceDeadline's answers by report second
+	// reasons and noAnswer are the reasons of timed-out devices, made
+	// once.
+	reasons  map[protocol.State]string
+	noAnswer string
 	// snapshot is the frozen target set of Snapshot targeting, once
 	// taken (Input.Snapshot); nil otherwise.
 	snapshot Snapshot
@@ -152,90 +170,183 @@ func compile(ro *v1.FirmwareRollout) (*selection, error) {
 	return s, nil
 }
 
-// selectTargets finds the devices the rollout targets and where each
-// stands by its own reports. Every time is the operator's: a device's
-// clock may be anywhere.
-func selectTargets(in *Input, sel *selection) []target {
-	uid := string(in.Rollout.UID)
-	now := in.Now.Unix()
-	out := make([]target, 0, in.SizeHint)
-	in.Devices(uid, func(d *fleet.Device, rep *fleet.Report) {
-		if !d.HasInventory || !sel.models[d.Model] || in.SupersededModels[d.Model] {
-			return
-		}
-		// A device this rollout updated reports on it; only devices that
-		// were on the target already count as "current". Neither is
-		// subject to the version constraint, which selects devices before
-		// their update.
-		onTarget := d.FirmwareVersion == sel.version
-		current := onTarget && rep == nil
-		switch {
-		case sel.snapshot != nil:
-			// Frozen at the start: membership is the whole question.
-			if !sel.snapshot.Has(d.ID) {
-				return
-			}
-		case !sel.labels.Matches(labels.Set(d.Labels)):
-			return
-		case !onTarget && rep == nil && sel.constraint != nil && !allows(sel.constraint, d.FirmwareVersion):
-			return
-		}
-		t := target{
-			id: d.ID, model: d.Model, cohort: int(d.Cohort), current: current,
-			online: d.Online, presenceSince: d.PresenceSince, attempt: 1,
-		}
-		t.offline = !d.Online && (!d.SeenPresence || in.Now.Sub(time.Unix(d.PresenceSince, 0)) >= in.OfflineGrace)
-		switch {
-		case current:
-			t.progress = succeeded
-		case rep != nil:
-			t.reportedAt, t.reason = rep.Seen, rep.Reason
-			t.attempt = max(int(rep.Attempt), 1)
-			switch rep.State {
-			case protocol.StateAccepted, protocol.StateDownloading, protocol.StateInstalling:
-				t.progress = inProgress
-				// Only time inside maintenance windows counts: a device
-				// waits in accepted for its window.
-				t.deadline = sel.deviceDeadline(rep.Seen)
-				if now >= t.deadline {
-					t.progress, t.timedOut, t.reportedAt = failed, true, t.deadline
-					t.reason = fmt.Sprintf("timeout: no outcome within %s of %s", sel.deviceTimeout, rep.State)
-				}
-			case protocol.StateSucceeded:
-				// The device reports success before it reboots into the
-				// new version; trust the report.
-				t.progress = succeeded
-			case protocol.StateFailed:
-				t.progress = failed
-			case protocol.StateRejected:
-				t.progress = rejected
-			case protocol.StateCanceled:
-				t.progress = canceled
-			}
-		}
-		if sel.skip[d.ID] && !t.progress.finished() {
-			t.progress, t.deadline = skipped, 0
-		}
-		out = append(out, t)
-	})
-	assignWaves(in.Rollout.Spec.Strategy.Waves, out)
-	return out
+// groupKey names the devices one group notice reaches.
+type groupKey struct {
+	model  string
+	cohort int
 }
 
-// assignWaves puts each target in the first wave that covers it: by cohort
-// for percent waves, by rank in (cohort, ID) order for count waves, so a
-// device's wave is stable as the fleet grows. Only count waves need the
-// targets in order (sorting a large fleet is most of a plan's cost).
-func assignWaves(waves []v1.Wave, targets []target) {
+// noticeIndex is which devices and groups a notice of the rollout
+// reaches, built from the notices (few groups, or one per device) rather
+// than per device from topic strings.
+type noticeIndex struct {
+	byDevice map[string]fleet.NoticeRef
+	byGroup  map[groupKey]fleet.NoticeRef
+	// byTopic is every notice of the rollout indexed, so that the next
+	// plan parses only the topics that changed.
+	byTopic map[string]fleet.NoticeRef
+}
+
+func indexNotices(in *Input) noticeIndex {
+	idx := noticeIndex{byDevice: map[string]fleet.NoticeRef{}, byGroup: map[groupKey]fleet.NoticeRef{}, byTopic: map[string]fleet.NoticeRef{}}
+	idx.refresh(in, func(string) {}, func(groupKey) {})
+	return idx
+}
+
+// refresh brings the index up to date with in.Notices, calling device or
+// group for each notice of the rollout that came, went or changed.
+func (idx *noticeIndex) refresh(in *Input, device func(id string), group func(k groupKey)) {
+	uid := string(in.Rollout.UID)
+	apply := func(topic string, ref fleet.NoticeRef, gone bool) {
+		if id, kind, err := in.Topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
+			if gone {
+				delete(idx.byDevice, id)
+			} else {
+				idx.byDevice[id] = ref
+			}
+			device(id)
+		} else if model, cohort, isGroup, err := in.Topics.ParseGroupNoticeTopic(topic); isGroup && err == nil {
+			k := groupKey{model, cohort}
+			if gone {
+				delete(idx.byGroup, k)
+			} else {
+				idx.byGroup[k] = ref
+			}
+			group(k)
+		}
+	}
+	for topic, ref := range idx.byTopic {
+		if n, ok := in.Notices[topic]; !ok || n.RolloutUID != uid {
+			delete(idx.byTopic, topic)
+			apply(topic, ref, true)
+		}
+	}
+	for topic, ref := range in.Notices {
+		if ref.RolloutUID != uid {
+			continue
+		}
+		if old, ok := idx.byTopic[topic]; ok && old == ref {
+			continue
+		}
+		idx.byTopic[topic] = ref
+		apply(topic, ref, false)
+	}
+}
+
+// derive decides whether the rollout targets device d and where it
+// stands, from its report on the rollout (nil when it made none), the
+// rollout's notices and the time: everything about one target but its
+// wave under count waves, which depends on the others. Every time is the
+// operator's: a device's clock may be anywhere.
+//
+// ending derives for a rollout that has ended or is ending: nothing is
+// retried any more, so failures are final.
+func (sel *selection) derive(in *Input, idx *noticeIndex, d *fleet.Device, rep *fleet.Report, ending bool) (target, bool) {
+	if !d.HasInventory || !sel.models[d.Model] || in.SupersededModels[d.Model] {
+		return target{}, false
+	}
+	// A device this rollout updated reports on it; only devices that
+	// were on the target already count as "current". Neither is subject
+	// to the version constraint, which selects devices before their
+	// update.
+	onTarget := d.FirmwareVersion == sel.version
+	current := onTarget && rep == nil
+	switch {
+	case sel.snapshot != nil:
+		// Frozen at the start: membership is the whole question.
+		if !sel.snapshot.Has(d.ID) {
+			return target{}, false
+		}
+	case !sel.labels.Matches(labels.Set(d.Labels)):
+		return target{}, false
+	case !onTarget && rep == nil && sel.constraint != nil && !allows(sel.constraint, d.FirmwareVersion):
+		return target{}, false
+	}
+	now := in.Now.Unix()
+	t := target{id: d.ID, model: d.Model, slot: d.Slot, cohort: d.Cohort, current: current, attempt: 1}
+	x := deriving{online: d.Online, presenceSince: d.PresenceSince}
+	t.wave = int16(percentWave(in.Rollout.Spec.Strategy.Waves, int(t.cohort)))
+	t.offline = !d.Online && (!d.SeenPresence || in.Now.Sub(time.Unix(d.PresenceSince, 0)) >= in.OfflineGrace)
+	switch {
+	case current:
+		t.progress = succeeded
+	case rep != nil:
+		t.reportedAt, t.reason = rep.Seen, rep.Reason
+		t.attempt = int16(max(rep.Attempt, 1))
+		switch rep.State {
+		case protocol.StateAccepted, protocol.StateDownloading, protocol.StateInstalling:
+			t.progress = inProgress
+			// Only time inside maintenance windows counts: a device
+			// waits in accepted for its window. A timed-out device has
+			// finished, and is no longer skipped: its timeout counts
+			// even when spec.skipDevices lists it.
+			x.deadline = sel.deviceDeadline(rep.Seen)
+			x.timeout = x.deadline
+			if now >= x.deadline {
+				t.progress, t.timedOut, t.reportedAt = failed, true, x.deadline
+				t.reason = sel.timeoutReason(rep.State)
+			}
+		case protocol.StateSucceeded:
+			// The device reports success before it reboots into the new
+			// version; trust the report.
+			t.progress = succeeded
+		case protocol.StateFailed:
+			t.progress = failed
+		case protocol.StateRejected:
+			t.progress = rejected
+		case protocol.StateCanceled:
+			t.progress = canceled
+		}
+	}
+	if sel.skip[d.ID] && !t.progress.finished() {
+		t.progress, x.deadline = skipped, 0
+	}
+	sel.reach(in, idx, &t, &x)
+	if !ending {
+		sel.markRetry(&t)
+	}
+	t.wake = wakeOf(in, &t, &x)
+	return t, true
+}
+
+// percentWave is the first percent wave that covers a device of the
+// cohort, len(waves) if none does; count waves are assigned by rank
+// (assignCountWaves).
+func percentWave(waves []v1.Wave, cohort int) int {
+	for i, w := range waves {
+		if w.Percent != nil && cohort < int(*w.Percent) {
+			return i
+		}
+	}
+	return len(waves)
+}
+
+// countWaves reports whether any wave is a count wave: its devices then
+// depend on the whole target set's order.
+func countWaves(waves []v1.Wave) bool {
+	for _, w := range waves {
+		if w.Count != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// assignCountWaves puts each target in the first wave that covers it:
+// by cohort for percent waves, by rank in (cohort, ID) order for count
+// waves, so a device's wave is stable as the fleet grows. Only count
+// waves need the targets in order (sorting a large fleet is most of a
+// full plan's cost).
+func assignCountWaves(waves []v1.Wave, targets []target) {
 	if len(waves) > 0 && waves[0].Count != nil {
 		sort.Slice(targets, func(i, j int) bool { return targetBefore(&targets[i], &targets[j]) })
 	}
 	for rank := range targets {
 		t := &targets[rank]
-		t.wave = len(waves) // beyond the last wave: never notified
+		t.wave = int16(len(waves)) // beyond the last wave: never notified
 		for i, w := range waves {
-			if (w.Percent != nil && t.cohort < int(*w.Percent)) || (w.Count != nil && rank < int(*w.Count)) {
-				t.wave = i
+			if (w.Percent != nil && int(t.cohort) < int(*w.Percent)) || (w.Count != nil && rank < int(*w.Count)) {
+				t.wave = int16(i)
 				break
 			}
 		}
@@ -250,72 +361,107 @@ func targetBefore(a, b *target) bool {
 	return a.id < b.id
 }
 
-// reach marks the devices a notice of this rollout reaches as notified and
-// gives each online one its response deadline: it must answer within the
-// response timeout of the moment the notice could first reach it (the
+// reach marks a target a notice of this rollout reaches as notified and
+// gives it, when online, its response deadline: it must answer within
+// the response timeout of the moment the notice could first reach it (the
 // later of the notice appearing and the device coming online). Offline
 // devices cannot answer and get no deadline.
-func reach(in *Input, sel *selection, targets []target) {
-	uid := string(in.Rollout.UID)
-	// Which devices and groups a notice of ours reaches: built once from
-	// the notices (few groups, or one per device), not per device from
-	// topic strings.
-	type groupKey struct {
-		model  string
-		cohort int
+func (sel *selection) reach(in *Input, idx *noticeIndex, t *target, x *deriving) {
+	ref, own := idx.byDevice[t.id]
+	// A device's attempt is at most the highest one offered to it: a
+	// report claiming more is not believed.
+	offered := int16(1)
+	if own {
+		offered = int16(min(max(ref.Attempt, 1), math.MaxInt16))
 	}
-	byDevice := map[string]fleet.NoticeRef{}
-	byGroup := map[groupKey]fleet.NoticeRef{}
-	for topic, ref := range in.Notices {
-		if ref.RolloutUID != uid {
-			continue
-		}
-		if id, kind, err := in.Topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
-			byDevice[id] = ref
-		} else if model, cohort, isGroup, err := in.Topics.ParseGroupNoticeTopic(topic); isGroup && err == nil {
-			byGroup[groupKey{model, cohort}] = ref
-		}
+	t.attempt = min(t.attempt, offered)
+	lift := t.progress == waiting || t.progress == failed || t.progress == rejected || t.progress == canceled
+	if own && offered > t.attempt && lift && !t.current && !sel.skip[t.id] {
+		// A retry notice the device has not answered yet: what it
+		// reported is about an earlier attempt that ended. A device
+		// still at work on that attempt, or that succeeded in it, is
+		// counted by what it reports (once on the target version, it
+		// stays silent about the retry).
+		t.progress, t.attempt, t.reason, t.timedOut, x.deadline = waiting, offered, "", false, 0
 	}
-	for i := range targets {
-		t := &targets[i]
-		ref, own := byDevice[t.id]
-		// A device's attempt is at most the highest one offered to it:
-		// a report claiming more is not believed.
-		offered := 1
-		if own {
-			offered = max(ref.Attempt, 1)
-		}
-		t.attempt = min(t.attempt, offered)
-		lift := t.progress == waiting || t.progress == failed || t.progress == rejected || t.progress == canceled
-		if own && offered > t.attempt && lift && !t.current && !sel.skip[t.id] {
-			// A retry notice the device has not answered yet: what it
-			// reported is about an earlier attempt that ended. A device
-			// still at work on that attempt, or that succeeded in it,
-			// is counted by what it reports (once on the target
-			// version, it stays silent about the retry).
-			t.progress, t.attempt, t.reason, t.timedOut, t.deadline = waiting, offered, "", false, 0
-		}
-		if t.progress != waiting {
-			continue
-		}
-		ref, ok := byDevice[t.id]
-		if !ok {
-			ref, ok = byGroup[groupKey{t.model, t.cohort}]
-		}
-		if !ok {
-			continue
-		}
-		t.progress = notified
-		if !t.online {
-			continue
-		}
-		from := max(ref.SeenAt.Unix(), t.presenceSince)
-		t.deadline = addSeconds(from, sel.responseTimeout)
-		if in.Now.Unix() >= t.deadline {
-			t.progress, t.timedOut, t.reportedAt = failed, true, t.deadline
-			t.reason = fmt.Sprintf("no answer: the notice reached the device and it did not answer within %s", sel.responseTimeout)
+	if t.progress != waiting {
+		return
+	}
+	if !own {
+		var ok bool
+		if ref, ok = idx.byGroup[groupKey{t.model, int(t.cohort)}]; !ok {
+			return
 		}
 	}
+	t.progress = notified
+	if !x.online {
+		return
+	}
+	from := max(ref.SeenAt.Unix(), x.presenceSince)
+	x.deadline = addSeconds(from, sel.responseTimeout)
+	if in.Now.Unix() >= x.deadline {
+		t.progress, t.timedOut, t.reportedAt = failed, true, x.deadline
+		t.reason = sel.noAnswerReason()
+	}
+}
+
+// maxWakeSeconds bounds the unix seconds that convert to nanoseconds.
+const maxWakeSeconds = (1<<63 - 1) / int64(time.Second)
+
+// wakeOf is when t next changes with time alone, unix nanoseconds, 0 for
+// never: its deadline or in-progress timeout passing, its offline grace
+// ending, its retry falling due. derive then decides differently than it
+// did at in.Now.
+func wakeOf(in *Input, t *target, x *deriving) int64 {
+	now := in.Now.UnixNano()
+	var wake int64
+	consider := func(at int64) {
+		if at > now && (wake == 0 || at < wake) {
+			wake = at
+		}
+	}
+	seconds := func(s int64) {
+		if s > 0 && s < maxWakeSeconds {
+			consider(s * int64(time.Second))
+		}
+	}
+	switch t.progress {
+	case inProgress, notified:
+		seconds(x.deadline)
+	case retrying:
+		seconds(t.retryAt)
+	}
+	seconds(x.timeout)
+	if !x.online && !t.offline && x.presenceSince < maxWakeSeconds-int64(in.OfflineGrace/time.Second)-1 {
+		// Online until the grace ends: offline from then on.
+		consider(x.presenceSince*int64(time.Second) + int64(in.OfflineGrace))
+	}
+	return wake
+}
+
+// timeoutReason is the reason of a device that timed out in state: one
+// string per state, not one per device of a wave that timed out.
+func (sel *selection) timeoutReason(state protocol.State) string {
+	if r, ok := sel.reasons[state]; ok {
+		return r
+	}
+	if sel.reasons == nil {
+		sel.reasons = map[protocol.State]string{}
+	}
+	r := fmt.Sprintf("timeout: no outcome within %s of %s", sel.deviceTimeout, state)
+	if len(sel.reasons) < 16 {
+		sel.reasons[state] = r
+	}
+	return r
+}
+
+// noAnswerReason is the reason of a device that did not answer its
+// notice.
+func (sel *selection) noAnswerReason() string {
+	if sel.noAnswer == "" {
+		sel.noAnswer = fmt.Sprintf("no answer: the notice reached the device and it did not answer within %s", sel.responseTimeout)
+	}
+	return sel.noAnswer
 }
 
 // deviceDeadline is when a device that reported progress at seen (unix

@@ -56,7 +56,7 @@ func holdingGate(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, pol po
 // walkWaves completes started waves whose devices have all finished or
 // gone offline, and starts the first wave not started once every wave
 // before it is complete and no gate holds it.
-func walkWaves(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, targets []target, pol policy, ending bool) waveWalk {
+func walkWaves(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, c *tally, pol policy, ending bool) waveWalk {
 	waves := in.Rollout.Spec.Strategy.Waves
 	w := waveWalk{active: -1}
 	gated := 0
@@ -85,7 +85,7 @@ func walkWaves(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, targets 
 			}
 			continue
 		}
-		if ws.CompletionTime == nil && waveDone(targets, i) {
+		if ws.CompletionTime == nil && c.waveDone(i) {
 			t := metav1.NewTime(in.Now)
 			ws.CompletionTime = &t
 			w.completed = append(w.completed, i)
@@ -101,15 +101,4 @@ func walkWaves(in *Input, sel *selection, st *v1.FirmwareRolloutStatus, targets 
 		}
 	}
 	return w
-}
-
-// waveDone reports whether every device of wave i has finished or is
-// offline beyond the grace period.
-func waveDone(targets []target, i int) bool {
-	for j := range targets {
-		if t := &targets[j]; t.wave == i && !t.progress.finished() && !t.offline {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,354 @@
+package rollout
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/heraldiot/herald/api/v1alpha1"
+	"github.com/heraldiot/herald/internal/fleet"
+	"github.com/heraldiot/herald/protocol"
+)
+
+// TestTrackerDecidesLikePlan runs random histories of a small fleet (devices
+// coming and going, changing model, version and labels, going offline,
+// reporting every state on every attempt, time passing deadlines and
+// graces, the spec approved, paused, skipping devices, canceled) through
+// one Tracker that follows the fleet state, and checks after every step
+// that it decides exactly what Plan decides from scratch, and holds the
+// same targets. The rollouts vary over percent and count waves, label
+// selectors, version constraints, caps, rates, retries, failure policies,
+// maintenance windows and Snapshot targeting.
+func TestTrackerDecidesLikePlan(t *testing.T) {
+	seeds := 60
+	if testing.Short() {
+		seeds = 15
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			h := newHistory(t, uint64(seed))
+			incremental := 0
+			for step := range 250 {
+				h.step()
+				if h.plan(step) {
+					incremental++
+				}
+			}
+			// The point is the incremental path: a tracker that walked
+			// the fleet every time would pass the comparison trivially.
+			if incremental < 150 {
+				t.Fatalf("only %d of 250 plans were incremental", incremental)
+			}
+		})
+	}
+}
+
+// history is a rollout and its fleet, moved forward at random.
+type history struct {
+	t      *testing.T
+	rng    *rand.Rand
+	topics protocol.Topics
+	state  *fleet.State
+	ro     *v1.FirmwareRollout
+	now    time.Time
+	ids    []string
+	tr     Tracker
+	// snapshot is the frozen target set once a Snapshot rollout took it.
+	snapshot Snapshot
+	budget   int
+}
+
+func newHistory(t *testing.T, seed uint64) *history {
+	topics, err := protocol.NewTopics("root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &history{t: t, rng: rand.New(rand.NewPCG(seed, 7)), topics: topics, state: fleet.NewState(fleet.Limits{}), now: t0}
+	for i := range 40 {
+		h.ids = append(h.ids, fmt.Sprintf("dev-%02d", i))
+	}
+	h.ro = h.randomRollout()
+	for _, id := range h.ids {
+		if h.rng.IntN(5) > 0 {
+			h.inventory(id)
+			h.presence(id, h.rng.IntN(4) > 0)
+		}
+	}
+	return h
+}
+
+func (h *history) randomRollout() *v1.FirmwareRollout {
+	r := h.rng
+	var waves []v1.Wave
+	if r.IntN(2) == 0 {
+		waves = []v1.Wave{percent(20), percent(60), percent(100)}
+	} else {
+		waves = []v1.Wave{{Count: ptr.To[int32](3)}, {Count: ptr.To[int32](12)}, {Count: ptr.To[int32](30)}}
+	}
+	if r.IntN(2) == 0 {
+		waves[1].RequireApproval = true
+	}
+	if r.IntN(3) == 0 {
+		waves[0].PauseAfter = &metav1.Duration{Duration: 2 * time.Minute}
+	}
+	ro := testRollout(waves...)
+	ro.Spec.Firmware.Models = []string{"m", "n"}
+	spec := &ro.Spec
+	spec.DeviceTimeout = &metav1.Duration{Duration: 5 * time.Minute}
+	spec.ResponseTimeout = &metav1.Duration{Duration: 3 * time.Minute}
+	if r.IntN(3) == 0 {
+		spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "a"}}}
+	}
+	if r.IntN(3) == 0 {
+		if spec.Selector == nil {
+			spec.Selector = &v1.DeviceSelector{}
+		}
+		spec.Selector.CurrentVersion = "<2.0.0"
+	}
+	if r.IntN(2) == 0 {
+		spec.Strategy.MaxInProgress = int32(r.IntN(8) + 1)
+	}
+	if r.IntN(2) == 0 {
+		spec.RetryPolicy = &v1.RetryPolicy{Download: 2, Install: 1, Timeout: 1, Rejection: int32(r.IntN(2)),
+			Backoff: &metav1.Duration{Duration: time.Minute}}
+	}
+	if r.IntN(2) == 0 {
+		spec.FailurePolicy = &v1.FailurePolicy{MaxFailed: ptr.To[int32](int32(r.IntN(6) + 2)), Action: v1.FailurePause}
+		if r.IntN(2) == 0 {
+			spec.FailurePolicy.Action = v1.FailureAbort
+		}
+	}
+	if r.IntN(4) == 0 {
+		spec.MaintenanceWindows = []v1.MaintenanceWindow{{Schedule: "*/10 * * * *", Duration: metav1.Duration{Duration: 6 * time.Minute}}}
+	}
+	if r.IntN(4) == 0 {
+		spec.Targeting = v1.TargetingSnapshot
+	}
+	h.budget = -1
+	if r.IntN(3) == 0 {
+		h.budget = r.IntN(4)
+	}
+	return ro
+}
+
+func (h *history) apply(topic string, payload []byte) {
+	h.t.Helper()
+	if res := h.state.Apply(h.topics, topic, payload, h.now); res.Malformed {
+		h.t.Fatalf("%s: %v", topic, res.Err)
+	}
+}
+
+func (h *history) inventory(id string) {
+	r := h.rng
+	inv := protocol.Inventory{V: protocol.Version, DeviceID: id, Model: []string{"m", "m", "n", "x"}[r.IntN(4)],
+		HardwareRevision: "r1", FirmwareVersion: []string{"1.0.0", "1.5.0", "2.0.0", "2.1.0"}[r.IntN(4)],
+		Labels: map[string]string{"site": []string{"a", "b"}[r.IntN(2)]}}
+	b, err := protocol.MarshalInventory(&inv)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.apply(h.topics.Inventory(id), b)
+}
+
+func (h *history) presence(id string, online bool) {
+	p := protocol.Presence{V: protocol.Version, State: protocol.PresenceOffline}
+	if online {
+		p.State = protocol.PresenceOnline
+	}
+	b, err := protocol.MarshalPresence(&p)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.apply(h.topics.Presence(id), b)
+}
+
+func (h *history) status(id string) {
+	r := h.rng
+	s := protocol.Status{V: protocol.Version, RolloutUID: uid, Rollout: "ns/r", TargetVersion: "2.0.0",
+		Attempt: r.IntN(3)}
+	switch r.IntN(8) {
+	case 0:
+		s.State = protocol.StateAccepted
+	case 1:
+		s.State = protocol.StateDownloading
+	case 2:
+		s.State = protocol.StateInstalling
+	case 3, 4:
+		s.State = protocol.StateSucceeded
+	case 5:
+		s.State, s.Reason = protocol.StateFailed, []string{protocol.ReasonDownloadFailed, protocol.ReasonInstallFailed, protocol.ReasonSignatureInvalid}[r.IntN(3)]
+	case 6:
+		s.State, s.Reason = protocol.StateRejected, protocol.ReasonLowBattery
+	case 7:
+		s.State, s.Reason = protocol.StateCanceled, protocol.ReasonSuperseded
+	}
+	if s.State == protocol.StateDownloading {
+		s.Progress = ptr.To(r.IntN(100))
+	}
+	b, err := protocol.MarshalStatus(&s)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.apply(h.topics.Status(id), b)
+}
+
+// step changes the world once: the clock, a device, or the spec.
+func (h *history) step() {
+	r := h.rng
+	h.now = h.now.Add(time.Duration(r.IntN(40)) * time.Second)
+	id := h.ids[r.IntN(len(h.ids))]
+	spec := &h.ro.Spec
+	switch k := r.IntN(100); {
+	case k < 35:
+		h.status(id)
+	case k < 50:
+		h.presence(id, r.IntN(3) > 0)
+	case k < 56:
+		h.inventory(id)
+	case k < 59:
+		h.apply(h.topics.Inventory(id), nil)
+	case k < 61:
+		h.apply(h.topics.Presence(id), nil)
+	case k < 63:
+		h.apply(h.topics.Status(id), nil)
+	case k < 67:
+		// Gone from the broker: the state forgets the device, and a
+		// newcomer may take its slot before the next plan.
+		h.apply(h.topics.Inventory(id), nil)
+		h.apply(h.topics.Presence(id), nil)
+		h.apply(h.topics.Status(id), nil)
+		if other := h.ids[r.IntN(len(h.ids))]; r.IntN(2) == 0 {
+			h.inventory(other)
+		}
+	case k < 71:
+		spec.ApprovedWaves++
+		h.ro.Generation++
+	case k < 73:
+		spec.Paused = !spec.Paused
+		h.ro.Generation++
+	case k < 74:
+		spec.SkipDevices = append(spec.SkipDevices, id)
+		h.ro.Generation++
+	case k < 75 && r.IntN(4) == 0:
+		spec.Canceled = true
+		h.ro.Generation++
+	case k < 83:
+		// A long quiet spell: deadlines and graces run out.
+		h.now = h.now.Add(time.Duration(r.IntN(8)) * time.Minute)
+	}
+}
+
+// plan plans with the tracker and from scratch, compares, and carries
+// out the plan as the controller would. It reports whether the tracker
+// planned from what changed rather than walking the fleet.
+func (h *history) plan(step int) bool {
+	h.t.Helper()
+	in := func() Input {
+		return Input{
+			Rollout: h.ro.DeepCopy(), Devices: h.state.EachReport, Notices: h.state.Notices(), Topics: h.topics,
+			Now: h.now, OfflineGrace: time.Minute, SupersededModels: map[string]bool{}, NoticeBudget: h.budget,
+			DeviceBudget: h.budget, SizeHint: h.state.Len(), Snapshot: h.snapshot,
+		}
+	}
+	walks := h.tr.walks
+	got := h.tr.Plan(in(), h.state)
+	incremental := h.tr.walks == walks
+	want := Plan(in())
+	if got.TakeSnapshot != nil {
+		h.snapshot = got.TakeSnapshot
+		h.ro.Status.Snapshot = &v1.TargetSnapshot{Devices: int32(len(h.snapshot))}
+		got = h.tr.Plan(in(), h.state)
+		want = Plan(in())
+	}
+	ignore := cmpopts.IgnoreFields(metav1.Condition{}, "LastTransitionTime")
+	if d := cmp.Diff(want, got, ignore); d != "" {
+		h.t.Fatalf("step %d: the tracker decided differently from Plan (-Plan +Tracker):\n%s", step, d)
+	}
+	// A succeeded rollout's plan reads nothing: the tracker catches up
+	// when it is asked again (canceled).
+	var fresh Tracker
+	if followed := h.tr.now == h.now.UnixNano() && h.tr.sel != nil; followed && fresh.follow(ptr.To(in()), nil, h.tr.key.ending) == nil {
+		if d := cmp.Diff(targetsByID(&fresh), targetsByID(&h.tr), cmp.AllowUnexported(target{})); d != "" {
+			h.t.Fatalf("step %d: the tracker's targets differ from a fresh walk's (-fresh +tracker):\n%s", step, d)
+		}
+	}
+	h.ro.Status = *want.Status.DeepCopy()
+	for _, a := range want.Actions {
+		var payload []byte
+		if !a.Withdraw {
+			n := protocol.Notice{Action: protocol.ActionUpdate, Rollout: protocol.RolloutRef{Namespace: "ns", Name: "r", UID: uid},
+				TargetVersion: "2.0.0", Models: h.ro.Spec.Firmware.Models, SHA256: sha, Size: 1,
+				IssuedAt: t0, Attempt: a.Attempt, MaintenanceWindows: NoticeWindows(h.ro),
+				Artifacts: []protocol.Artifact{{URL: "https://example.com/fw.bin"}}}
+			var err error
+			if payload, err = protocol.MarshalNotice(&n); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+		h.state.Published(h.topics, a.Topic, payload, h.now)
+	}
+	return incremental
+}
+
+// targetsByID is a tracker's targets keyed by device, without the
+// fields that depend on the order they were found in.
+func targetsByID(tr *Tracker) map[string]target {
+	out := make(map[string]target, len(tr.targets))
+	for _, t := range tr.targets {
+		t.gpos, t.slot = 0, 0
+		out[t.id] = t
+	}
+	return out
+}
+
+// TestTrackerFollowsTheChangeLog: a tracker reads only what the state
+// logged since its last plan, and walks the fleet again when the log no
+// longer reaches back (the state trims it) or the state is replaced.
+func TestTrackerFollowsTheChangeLog(t *testing.T) {
+	topics, _ := protocol.NewTopics("root")
+	state := fleet.NewState(fleet.Limits{})
+	inv := func(id string) {
+		b, _ := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m", HardwareRevision: "r", FirmwareVersion: "1.0.0"})
+		state.Apply(topics, topics.Inventory(id), b, t0)
+	}
+	for i := range 10 {
+		inv(fmt.Sprintf("d%d", i))
+	}
+	ro := testRollout(percent(100))
+	in := Input{Rollout: ro, Devices: state.EachReport, Topics: topics, Now: t0, OfflineGrace: time.Minute,
+		NoticeBudget: -1, DeviceBudget: -1}
+	var tr Tracker
+	if out := tr.Plan(in, state); out.Status.Totals.Targeted != 10 {
+		t.Fatalf("targeted %d, want 10", out.Status.Totals.Targeted)
+	}
+	inv("d10")
+	cursor := tr.cursor
+	if out := tr.Plan(in, state); out.Status.Totals.Targeted != 11 || tr.cursor != cursor+1 {
+		t.Fatalf("targeted %d, cursor %d→%d: want 11 after reading one change", out.Status.Totals.Targeted, cursor, tr.cursor)
+	}
+	// More changes than the log keeps: the tracker cannot catch up from
+	// it, and must walk the fleet.
+	for i := range 3 << 16 {
+		inv(fmt.Sprintf("d%d", i%20))
+	}
+	if _, _, ok := state.ChangedSince(tr.cursor); ok {
+		t.Fatal("the log still reaches back")
+	}
+	if out := tr.Plan(in, state); out.Status.Totals.Targeted != 20 {
+		t.Fatalf("targeted %d after the log was trimmed, want 20", out.Status.Totals.Targeted)
+	}
+	// A re-sync replaces the state: the old one's log says nothing.
+	other := fleet.NewState(fleet.Limits{})
+	in.Devices = other.EachReport
+	if out := tr.Plan(in, other); out.Status.Totals.Targeted != 0 {
+		t.Fatalf("targeted %d on an empty state", out.Status.Totals.Targeted)
+	}
+}
+
+var sha = "0000000000000000000000000000000000000000000000000000000000000000"
