@@ -27,3 +27,16 @@ cluster-down: ## Stop the cluster and remove everything it left on this machine,
 .PHONY: cluster-check
 cluster-check: ## Fail when anything of the cluster (processes, mounts, netns, iptables chains, cgroups, state) is still on this machine.
 	@K8S_BIN="$(ENVTEST_DIR)" CLUSTER_DIR="$(CLUSTER_DIR)" hack/cluster/cluster.sh check
+
+# The tier's tests (test/cluster) on a cluster of their own: built, started,
+# tested, torn down and checked, the teardown whatever happened before. The
+# tests install the image with `make deploy` and the chart with helm, and
+# run fleetsim on this machine against a mosquitto on its address.
+CLUSTER_TEST_FLAGS ?= -v -timeout 30m
+
+.PHONY: cluster-test
+cluster-test: cluster-bin image-tar demo-bin broker $(HELM) ## Run the cluster tier (root, serial; 2.5 minutes once built): make deploy and the chart on a real node, probes, metrics RBAC, a rollout, leader fail-over; tear down and check.
+	@MAKE="$(MAKE)" HERALD_CLUSTER_DIR="$(CLUSTER_DIR)" HERALD_CLUSTER_IMG="$(IMG)" \
+		HERALD_CLUSTER_IMAGE_TAR="$(IMAGE_TAR)" HERALD_CLUSTER_KUBECTL="$(ENVTEST_DIR)/kubectl" \
+		HERALD_CLUSTER_FLEETSIM="$(LOCALBIN)/fleetsim" HERALD_HELM="$(HELM)" \
+		GO_TEST_FLAGS="$(CLUSTER_TEST_FLAGS)" hack/cluster/test.sh

@@ -48,6 +48,11 @@ type BrokerOptions struct {
 
 	// Config holds extra mosquitto.conf lines, e.g. "max_inflight_messages 2".
 	Config []string
+
+	// Host is the address every listener binds (default 127.0.0.1), e.g.
+	// the node's address for clients in a cluster's pods (see FreeAddrOn).
+	// The TLS certificates still name only the loopback addresses.
+	Host string
 }
 
 // Broker is a mosquitto process owned by one test. Both MQTT 3.1.1 and 5.0
@@ -138,7 +143,7 @@ func NewBroker(dir string, opts BrokerOptions) (*Broker, error) {
 
 func (b *Broker) configure(dir string, opts BrokerOptions) error {
 	var err error
-	if b.Addr, err = FreeAddr(); err != nil {
+	if b.Addr, err = FreeAddrOn(opts.Host); err != nil {
 		return err
 	}
 	conf := []string{
@@ -156,20 +161,20 @@ func (b *Broker) configure(dir string, opts BrokerOptions) error {
 		conf = append(conf, "user "+u.Username)
 	}
 	if opts.TLS {
-		if b.TLSAddr, err = FreeAddr(); err != nil {
+		if b.TLSAddr, err = FreeAddrOn(opts.Host); err != nil {
 			return err
 		}
 		conf = append(conf, listener(b.TLSAddr))
 		conf = append(conf, b.tlsSettings(opts)...)
 	}
 	if opts.WebSockets {
-		if b.WSAddr, err = FreeAddr(); err != nil {
+		if b.WSAddr, err = FreeAddrOn(opts.Host); err != nil {
 			return err
 		}
 		conf = append(conf, listener(b.WSAddr), "protocol websockets")
 	}
 	if opts.WebSocketsTLS {
-		if b.WSSAddr, err = FreeAddr(); err != nil {
+		if b.WSSAddr, err = FreeAddrOn(opts.Host); err != nil {
 			return err
 		}
 		conf = append(conf, listener(b.WSSAddr), "protocol websockets")
