@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,36 +106,10 @@ func BenchmarkRebuild100k(b *testing.B) {
 	b.ReportMetric(rebuild.Seconds(), "rebuild-s")
 }
 
-// publishAll publishes msgs over a few pipelined connections, as a large
-// fleet's devices would have over time.
+// publishAll publishes msgs as a fleet's devices would have.
 func publishAll(b *testing.B, url string, msgs []mqtt.Message) {
 	b.Helper()
-	ctx := context.Background()
-	const conns, inflight = 4, 64
-	var wg sync.WaitGroup
-	errs := make(chan error, conns*inflight)
-	for c := range conns {
-		cl, err := mqtt.Dial(ctx, mqtt.Options{Servers: []string{url}, ClientID: fmt.Sprintf("loader-%d-%d", os.Getpid(), c)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cl.Disconnect(ctx)
-		for w := range inflight {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := c*inflight + w; i < len(msgs); i += conns * inflight {
-					if err := cl.Publish(ctx, &msgs[i]); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := testenv.Load(context.Background(), url, len(msgs), func(i int) mqtt.Message { return msgs[i] }); err != nil {
 		b.Fatal(err)
 	}
 }
