@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/heraldiot/herald/internal/testenv"
+	"github.com/heraldiot/herald/internal/testenv/load"
 	"github.com/heraldiot/herald/mqtt"
 	"github.com/heraldiot/herald/protocol"
 )
@@ -109,7 +110,7 @@ func BenchmarkRebuild100k(b *testing.B) {
 // publishAll publishes msgs as a fleet's devices would have.
 func publishAll(b *testing.B, url string, msgs []mqtt.Message) {
 	b.Helper()
-	if err := testenv.Load(context.Background(), url, len(msgs), func(i int) mqtt.Message { return msgs[i] }); err != nil {
+	if err := load.Publish(context.Background(), url, len(msgs), func(i int) mqtt.Message { return msgs[i] }); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -18,7 +18,7 @@ func TestLimit(t *testing.T) {
 		},
 		"cgroup v2, host namespace: the process's own cgroup": {
 			files: map[string]string{
-				"proc/self/cgroup": "0::/kubepods/pod1/c1\n",
+				"proc/self/cgroup":                          "0::/kubepods/pod1/c1\n",
 				"sys/fs/cgroup/kubepods/pod1/c1/memory.max": "268435456\n",
 				"sys/fs/cgroup/memory.max":                  "max\n",
 			},
@@ -30,14 +30,14 @@ func TestLimit(t *testing.T) {
 		},
 		"cgroup v1": {
 			files: map[string]string{
-				"proc/self/cgroup": "9:pids:/\n4:memory:/\n1:name=systemd:/\n",
+				"proc/self/cgroup":                           "9:pids:/\n4:memory:/\n1:name=systemd:/\n",
 				"sys/fs/cgroup/memory/memory.limit_in_bytes": "536870912\n",
 			},
 			want: 512 << 20, from: "/sys/fs/cgroup/memory/memory.limit_in_bytes",
 		},
 		"cgroup v1 without a limit (a page-aligned MaxInt64)": {
 			files: map[string]string{
-				"proc/self/cgroup": "4:memory:/\n",
+				"proc/self/cgroup":                           "4:memory:/\n",
 				"sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
 			},
 			want: 0, from: "/sys/fs/cgroup/memory/memory.limit_in_bytes",

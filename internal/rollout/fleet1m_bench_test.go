@@ -14,6 +14,7 @@ import (
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/fleet"
 	"github.com/heraldiot/herald/internal/testenv"
+	"github.com/heraldiot/herald/internal/testenv/load"
 	"github.com/heraldiot/herald/mqtt"
 	"github.com/heraldiot/herald/protocol"
 )
@@ -21,7 +22,7 @@ import (
 // BenchmarkFleet1M is issue 16's fleet end to end on a real mosquitto,
 // without the apiserver: 1,000,000 devices' retained presence, inventory
 // and, for a third, a success on the rollout (3,000,000-odd messages,
-// published over four pipelined connections: a memory-lean simulated
+// published over four pipelined connections, a memory-lean simulated
 // fleet), then
 //
 //   - a new session's rebuild from the retained replay (rebuild-s; issue
@@ -51,7 +52,7 @@ func BenchmarkFleet1M(b *testing.B) {
 	succeeded := []byte(fmt.Sprintf(`{"v":1,"rolloutUID":%q,"rollout":"ns/r","targetVersion":"2.0.0","state":"succeeded"}`, uid))
 	accepted := []byte(fmt.Sprintf(`{"v":1,"rolloutUID":%q,"rollout":"ns/r","targetVersion":"2.0.0","state":"accepted"}`, uid))
 	ctx := context.Background()
-	err = testenv.Load(ctx, broker.URL(), 3*n, func(i int) mqtt.Message {
+	err = load.Publish(ctx, broker.URL(), 3*n, func(i int) mqtt.Message {
 		d := id(i / 3)
 		switch i % 3 {
 		case 0:
@@ -72,7 +73,7 @@ func BenchmarkFleet1M(b *testing.B) {
 	// The rollout's group notices, for the cohorts of its started waves.
 	ro := testRolloutInWave2()
 	notice := []byte(fmt.Sprintf(`{"v":1,"action":"update","rollout":{"namespace":"ns","name":"r","uid":%q},"targetVersion":"2.0.0","models":["m"],"artifacts":[{"url":"https://example.com/fw.bin"}],"sha256":"%s","size":1,"issuedAt":"2026-11-22T12:00:00Z"}`, uid, sha))
-	err = testenv.Load(ctx, broker.URL(), 50, func(c int) mqtt.Message {
+	err = load.Publish(ctx, broker.URL(), 50, func(c int) mqtt.Message {
 		return mqtt.Message{Topic: topics.GroupNotice("m", c), Payload: notice, Retain: true, QoS: 1}
 	})
 	if err != nil {
@@ -117,7 +118,7 @@ func BenchmarkFleet1M(b *testing.B) {
 		trackerBytes := liveHeap() - before - sessionBytes
 
 		// Devices in the first cohorts that had not reported accept,
-		// then succeed. Load spreads messages over 256 publishers by
+		// then succeed. load.Publish spreads messages over 256 publishers by
 		// index, each publishing in order: with 40×256 devices, a
 		// device's two reports go through one publisher, accepted first.
 		var movers []string
@@ -131,7 +132,7 @@ func BenchmarkFleet1M(b *testing.B) {
 		}
 		sent := time.Now()
 		go func() {
-			err := testenv.Load(ctx, broker.URL(), 2*len(movers), func(i int) mqtt.Message {
+			err := load.Publish(ctx, broker.URL(), 2*len(movers), func(i int) mqtt.Message {
 				p := accepted
 				if i >= len(movers) {
 					p = succeeded

@@ -1,4 +1,7 @@
-package testenv
+// Package load publishes a generated fleet's messages to a broker, for
+// benchmarks. It lives apart from testenv because it uses Herald's MQTT
+// client, whose own tests use testenv.
+package load
 
 import (
 	"context"
@@ -9,11 +12,11 @@ import (
 	"github.com/heraldiot/herald/mqtt"
 )
 
-// Load publishes n messages, message(i) for each i, over a few pipelined
+// Publish publishes n messages, message(i) for each i, over a few pipelined
 // connections, as a large fleet's devices would have over time. Messages
 // are made as they go, so a million-device fleet's retained state never
 // sits in the loader's memory at once.
-func Load(ctx context.Context, url string, n int, message func(i int) mqtt.Message) error {
+func Publish(ctx context.Context, url string, n int, message func(i int) mqtt.Message) error {
 	const conns, inflight = 4, 64
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
