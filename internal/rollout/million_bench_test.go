@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/fleet"
 	"github.com/heraldiot/herald/protocol"
 )
@@ -38,13 +35,11 @@ func millionFleet(b *testing.B, n int, now time.Time) (*fleet.State, Input, floa
 	}
 	stateBytes := liveHeap() - before
 
-	ro := testRollout(percent(10), percent(50), percent(100))
+	ro := testRolloutInWave2()
 	notices := map[string]fleet.NoticeRef{}
 	for c := range 50 {
 		notices[topics.GroupNotice("m", c)] = fleet.NoticeRef{RolloutUID: uid, SeenAt: now}
 	}
-	start := metav1.NewTime(now)
-	ro.Status.Waves = []v1.WaveStatus{{StartTime: &start, CompletionTime: &start}, {StartTime: &start}, {}}
 	in := Input{
 		Rollout: ro, Devices: state.EachReport, Notices: notices, Topics: topics, Now: now,
 		OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: -1, SizeHint: state.Len(),
