@@ -122,6 +122,11 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}()
 
 	s, fl, err := r.fleetSession(ctx, &ro)
+	if err != nil || s == nil {
+		// Its tracker would keep the fleet's last state alive, and walks
+		// the fleet afresh once the session is back anyway.
+		r.dropTracker(req.NamespacedName)
+	}
 	if err != nil {
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 	}

@@ -32,7 +32,7 @@ type Device struct {
 	// Slot is the device's index in its State's table of devices,
 	// stable while the state holds it; once the device is forgotten a
 	// later one may take it. Planners index what they keep per device
-	// by it, and the change log (ChangedSince) reports slots.
+	// by it, and the change log (Catch) reports slots.
 	Slot int32
 
 	HasInventory bool
@@ -132,7 +132,7 @@ type State struct {
 	free  []int32
 	// changed logs the slots of devices whose record changed, oldest
 	// first, so that a planner catches up on what changed since it last
-	// looked (ChangedSince) instead of walking every device. changedBase
+	// looked (Catch) instead of walking every device. changedBase
 	// is the log position of changed[0]. The log is bounded: a planner
 	// that fell further behind than it reaches walks the fleet again.
 	changed     []int32
@@ -275,7 +275,7 @@ func (s *State) touch(d *Device) {
 // minChangeLog is how many changes the log keeps however small the fleet.
 const minChangeLog = 1 << 12
 
-// Cursor is the change log's current position, for a later ChangedSince.
+// Cursor is the change log's current position, for a later Catch.
 // Take it before walking the devices: a change made during the walk is
 // then reported again, which re-reads a device already up to date.
 func (s *State) Cursor() uint64 {
@@ -284,18 +284,46 @@ func (s *State) Cursor() uint64 {
 	return s.changedBase + uint64(len(s.changed))
 }
 
-// ChangedSince returns the slots of the devices changed since cursor (in
-// order, possibly repeated) and the cursor to pass next time. ok is false
-// when the log no longer reaches back to cursor: the caller must walk the
-// fleet again. A slot may hold another device by now, or none.
-func (s *State) ChangedSince(cursor uint64) (slots []int32, next uint64, ok bool) {
+// Catch calls fn, under one read lock, for every slot changed since
+// cursor, every slot in extra, and the slot of each device ids names that
+// the state holds: each slot once, in order, with the device there (nil
+// when none is) and its latest report on the rollout with UID uid, as
+// EachReport would. Reading the log and the devices under one lock keeps
+// them consistent: a device that moved slots since cursor (forgotten, then
+// back) is seen gone from the one and present at the other in the same
+// call. It returns the cursor to pass next time; ok is false, and fn is
+// not called, when the log no longer reaches back to cursor: the caller
+// must walk the fleet again. fn must not keep the pointers or call back
+// into the state.
+func (s *State) Catch(uid string, cursor uint64, extra []int32, ids []string, fn func(slot int32, d *Device, rep *Report)) (next uint64, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	next = s.changedBase + uint64(len(s.changed))
 	if cursor < s.changedBase || cursor > next {
-		return nil, next, false
+		return next, false
 	}
-	return slices.Clone(s.changed[cursor-s.changedBase:]), next, true
+	slots := append(extra, s.changed[cursor-s.changedBase:]...)
+	for _, id := range ids {
+		if d := s.devices[id]; d != nil {
+			slots = append(slots, d.Slot)
+		}
+	}
+	slices.Sort(slots)
+	for i, slot := range slots {
+		if i > 0 && slots[i-1] == slot {
+			continue
+		}
+		var d *Device
+		if slot >= 0 && int(slot) < len(s.slots) {
+			d = s.slots[slot]
+		}
+		if d == nil {
+			fn(slot, nil, nil)
+			continue
+		}
+		fn(slot, d, s.reportOn(d, uid))
+	}
+	return next, true
 }
 
 // forgetIfEmpty drops a device the broker no longer holds anything for.
@@ -372,36 +400,6 @@ func (s *State) EachReport(uid string, fn func(d *Device, rep *Report)) {
 	for _, d := range s.devices {
 		fn(d, s.reportOn(d, uid))
 	}
-}
-
-// Reports calls fn for each of slots under the read lock, with the
-// device there (nil when none is) and its latest report on the rollout
-// with UID uid, as EachReport would. fn must not keep the pointers or
-// call back into the state.
-func (s *State) Reports(uid string, slots []int32, fn func(slot int32, d *Device, rep *Report)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, slot := range slots {
-		var d *Device
-		if slot >= 0 && int(slot) < len(s.slots) {
-			d = s.slots[slot]
-		}
-		if d == nil {
-			fn(slot, nil, nil)
-			continue
-		}
-		fn(slot, d, s.reportOn(d, uid))
-	}
-}
-
-// Slot returns the slot of the device with id, if the state holds it.
-func (s *State) Slot(id string) (int32, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if d := s.devices[id]; d != nil {
-		return d.Slot, true
-	}
-	return 0, false
 }
 
 // reportOn is d's latest report on the rollout with UID uid, or nil.

@@ -476,13 +476,18 @@ func (sel *selection) deviceDeadline(seen int64) int64 {
 	if d, ok := sel.deadlines[seen]; ok {
 		return d
 	}
-	if sel.deadlines == nil {
+	if sel.deadlines == nil || len(sel.deadlines) >= maxDeadlineCache {
+		// A tracker keeps its selection for the rollout's life: start
+		// over rather than keep a second of every report ever made.
 		sel.deadlines = map[int64]int64{}
 	}
 	d := sel.windows.AddOpen(time.Unix(seen, 0), sel.deviceTimeout).Unix()
 	sel.deadlines[seen] = d
 	return d
 }
+
+// maxDeadlineCache bounds deviceDeadline's answers kept.
+const maxDeadlineCache = 4096
 
 // addSeconds adds d to a unix time in seconds, saturating instead of
 // overflowing.

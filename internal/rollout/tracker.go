@@ -21,8 +21,14 @@ import (
 // Tracker decides exactly what Plan decides from scratch
 // (TestTrackerDecidesLikePlan checks that over random histories); it walks
 // the fleet again when the rollout's spec or the inputs that select
-// targets change, when the fleet state is replaced (a re-sync), or when
-// the state's change log no longer reaches back.
+// targets change, when the fleet state is replaced (a re-sync), when the
+// state's change log no longer reaches back, and, under count waves, when
+// a device joins or leaves the target set (a count wave's devices depend
+// on every target's rank).
+//
+// What a plan still walks: with per-device notices (a label selector,
+// Snapshot targeting) the notices of every started device, and the
+// failed devices for the failure sample.
 //
 // A Tracker is not safe for concurrent use; the controller keeps one per
 // rollout and plans each rollout on one goroutine at a time.
@@ -155,18 +161,13 @@ func (tr *Tracker) rebuild(in *Input, state *fleet.State, key trackerKey) error 
 // logged, notices, and time. It reports false when the tracker must walk
 // the fleet instead.
 func (tr *Tracker) update(in *Input) bool {
-	slots, next, ok := tr.state.ChangedSince(tr.cursor)
-	if !ok {
-		return false
-	}
-	tr.cursor = next
 	// A notice of ours that came, went or changed changes what the
-	// devices it reaches stand at.
-	tr.notices.refresh(in, func(id string) {
-		if slot, ok := tr.state.Slot(id); ok {
-			slots = append(slots, slot)
-		}
-	}, func(k groupKey) {
+	// devices it reaches stand at: a device's own notice names it by ID
+	// (its slot is looked up with the change log, consistently), a group
+	// notice reaches the group's members.
+	var slots []int32
+	var ids []string
+	tr.notices.refresh(in, func(id string) { ids = append(ids, id) }, func(k groupKey) {
 		if g := tr.groups[k]; g != nil {
 			for _, i := range g.members {
 				slots = append(slots, tr.targets[i].slot)
@@ -181,17 +182,13 @@ func (tr *Tracker) update(in *Input) bool {
 		}
 	}
 	tr.now = now
-	if len(slots) == 0 {
-		return true
-	}
-	slices.Sort(slots)
-	slots = slices.Compact(slots)
-	tr.state.Reports(string(in.Rollout.UID), slots, func(slot int32, d *fleet.Device, rep *fleet.Report) {
+	next, ok := tr.state.Catch(string(in.Rollout.UID), tr.cursor, slots, ids, func(slot int32, d *fleet.Device, rep *fleet.Report) {
 		tr.set(in, slot, d, rep)
 	})
-	if tr.reranked {
+	if !ok || tr.reranked {
 		return false
 	}
+	tr.cursor = next
 	if len(tr.wakes) > 2*len(tr.targets)+1024 {
 		tr.compactWakes()
 	}

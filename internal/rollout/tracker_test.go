@@ -3,6 +3,8 @@ package rollout
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,7 +339,7 @@ func TestTrackerFollowsTheChangeLog(t *testing.T) {
 	for i := range 3 << 16 {
 		inv(fmt.Sprintf("d%d", i%20))
 	}
-	if _, _, ok := state.ChangedSince(tr.cursor); ok {
+	if _, ok := state.Catch(uid, tr.cursor, nil, nil, func(int32, *fleet.Device, *fleet.Report) {}); ok {
 		t.Fatal("the log still reaches back")
 	}
 	if out := tr.Plan(in, state); out.Status.Totals.Targeted != 20 {
@@ -352,3 +354,65 @@ func TestTrackerFollowsTheChangeLog(t *testing.T) {
 }
 
 var sha = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// TestTrackerUnderConcurrentSlotMoves: the session applies messages while
+// reconcilers plan. Two devices are forgotten and come back, trading
+// slots, again and again, while their own notices change before every
+// plan: no plan may hold a device twice or count more devices than the
+// fleet ever held. (The tracker read the change log and the devices it
+// re-derives under separate locks once, and a device that moved between
+// the two was counted at both slots.)
+func TestTrackerUnderConcurrentSlotMoves(t *testing.T) {
+	topics, _ := protocol.NewTopics("root")
+	state := fleet.NewState(fleet.Limits{})
+	inv := func(id string) {
+		b, _ := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m", HardwareRevision: "r", FirmwareVersion: "1.0.0"})
+		state.Apply(topics, topics.Inventory(id), b, t0)
+	}
+	const n = 200
+	for i := range n {
+		inv(fmt.Sprintf("d%03d", i))
+	}
+	ro := testRollout(percent(100))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			// Forget both, then d000 takes d001's slot and d001 d000's.
+			state.Apply(topics, topics.Inventory("d000"), nil, t0)
+			state.Apply(topics, topics.Inventory("d001"), nil, t0)
+			inv("d000")
+			inv("d001")
+		}
+	})
+	defer wg.Wait()
+	defer stop.Store(true)
+	var tr Tracker
+	now := t0
+	for plan := range 3000 {
+		now = now.Add(time.Second)
+		for _, id := range []string{"d000", "d001"} {
+			n := protocol.Notice{Action: protocol.ActionUpdate, Rollout: protocol.RolloutRef{Namespace: "ns", Name: "r", UID: uid},
+				TargetVersion: "2.0.0", Models: []string{"m"}, SHA256: sha, Size: 1, IssuedAt: now, Attempt: 1,
+				Artifacts: []protocol.Artifact{{URL: "https://example.com/fw.bin"}}}
+			b, err := protocol.MarshalNotice(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state.Published(topics, topics.DeviceNotice(id), b, now)
+		}
+		in := Input{Rollout: ro, Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: now,
+			OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: -1}
+		out := tr.Plan(in, state)
+		if out.Status.Totals.Targeted > n {
+			t.Fatalf("plan %d: %d devices targeted in a fleet that never held more than %d", plan, out.Status.Totals.Targeted, n)
+		}
+		seen := map[string]bool{}
+		for _, tg := range tr.targets {
+			if seen[tg.id] {
+				t.Fatalf("plan %d: the tracker holds %s twice", plan, tg.id)
+			}
+			seen[tg.id] = true
+		}
+	}
+}
