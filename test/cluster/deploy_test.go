@@ -153,6 +153,7 @@ func checkManagerPods(t *testing.T, ns, deployment, lease string) ([]corev1.Pod,
 		}
 		checkNotPulled(t, p)
 		checkProcess(t, p, wantArgs)
+		checkMemoryLimit(t, p)
 		// What the kubelet's probes asked, asked again from the node.
 		for _, path := range []string{"/readyz", "/healthz"} {
 			resp, err := http.Get("http://" + net.JoinHostPort(p.Status.PodIP, "8081") + path)
@@ -183,6 +184,28 @@ func checkManagerPods(t *testing.T, ns, deployment, lease string) ([]corev1.Pod,
 		return false, fmt.Sprintf("held by %q, none of the pods %v", holder, podNames(pods)), nil
 	})
 	return pods, leader
+}
+
+// checkMemoryLimit checks that the manager found its container's memory
+// limit in the cgroup the kubelet made and set the runtime's soft limit to
+// 90% of it (--memory-limit-ratio), as its log says.
+func checkMemoryLimit(t *testing.T, p *corev1.Pod) {
+	t.Helper()
+	limit := p.Spec.Containers[0].Resources.Limits.Memory()
+	if limit.IsZero() {
+		t.Fatalf("pod %s has no memory limit", p.Name)
+	}
+	want := fmt.Sprintf(`"softLimitBytes":%d`, int64(float64(limit.Value())*0.9))
+	logs := kubectl(t, nil, "-n", p.Namespace, "logs", p.Name)
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "soft memory limit set") {
+			if !strings.Contains(line, want) || !strings.Contains(line, fmt.Sprintf(`"limitBytes":%d`, limit.Value())) {
+				t.Errorf("pod %s: %s; want limitBytes %d and %s", p.Name, line, limit.Value(), want)
+			}
+			return
+		}
+	}
+	t.Errorf("pod %s never logged its soft memory limit:\n%s", p.Name, logs)
 }
 
 // imageID is the ID of the image in the tarball: its config's digest,
