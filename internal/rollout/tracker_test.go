@@ -20,8 +20,11 @@ import (
 
 // TestTrackerDecidesLikePlan runs random histories of a small fleet (devices
 // coming and going, changing model, version and labels, going offline,
-// reporting every state on every attempt, time passing deadlines and
-// graces, the spec approved, paused, skipping devices, canceled) through
+// reporting every state on every attempt and on other rollouts, time
+// passing deadlines, graces and notice expiry, notices cleared by someone
+// else, status writes lost, the fleet re-synced, newer rollouts taking
+// models over, the spec approved, paused, dry-run, skipping devices,
+// ending on schedule, canceled) through
 // one Tracker that follows the fleet state, and checks after every step
 // that it decides exactly what Plan decides from scratch, and holds the
 // same targets. The rollouts vary over percent and count waves, label
@@ -64,6 +67,15 @@ type history struct {
 	// snapshot is the frozen target set once a Snapshot rollout took it.
 	snapshot Snapshot
 	budget   int
+	// grace and superseded are the plan's inputs from the fleet and the
+	// rollout's newer siblings.
+	grace      time.Duration
+	superseded map[string]bool
+	// skipWrite loses the next status write, as a conflict does: the
+	// next plan starts from the status before.
+	skipWrite bool
+	// retained is what the broker holds, by topic, for a re-sync.
+	retained map[string][]byte
 }
 
 func newHistory(t *testing.T, seed uint64) *history {
@@ -71,7 +83,8 @@ func newHistory(t *testing.T, seed uint64) *history {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &history{t: t, rng: rand.New(rand.NewPCG(seed, 7)), topics: topics, state: fleet.NewState(fleet.Limits{}), now: t0}
+	h := &history{t: t, rng: rand.New(rand.NewPCG(seed, 7)), topics: topics, state: fleet.NewState(fleet.Limits{}), now: t0,
+		grace: time.Minute, superseded: map[string]bool{}, retained: map[string][]byte{}}
 	for i := range 40 {
 		h.ids = append(h.ids, fmt.Sprintf("dev-%02d", i))
 	}
@@ -144,6 +157,25 @@ func (h *history) apply(topic string, payload []byte) {
 	if res := h.state.Apply(h.topics, topic, payload, h.now); res.Malformed {
 		h.t.Fatalf("%s: %v", topic, res.Err)
 	}
+	h.retain(topic, payload)
+}
+
+func (h *history) retain(topic string, payload []byte) {
+	if len(payload) == 0 {
+		delete(h.retained, topic)
+		return
+	}
+	h.retained[topic] = payload
+}
+
+// resync replaces the fleet state with one rebuilt from what the broker
+// retains, as a session's re-sync does.
+func (h *history) resync() {
+	state := fleet.NewState(fleet.Limits{})
+	for topic, payload := range h.retained {
+		state.Apply(h.topics, topic, payload, h.now)
+	}
+	h.state = state
 }
 
 func (h *history) inventory(id string) {
@@ -243,6 +275,44 @@ func (h *history) step() {
 	case k < 83:
 		// A long quiet spell: deadlines and graces run out.
 		h.now = h.now.Add(time.Duration(r.IntN(8)) * time.Minute)
+	case k < 85:
+		// Newer rollouts take models over, or give them back.
+		h.superseded = []map[string]bool{{}, {"n": true}, {"x": true}}[r.IntN(3)]
+	case k < 86:
+		h.grace = []time.Duration{0, time.Minute, 5 * time.Minute, time.Hour}[r.IntN(4)]
+	case k < 87:
+		spec.DryRun = !spec.DryRun
+		h.ro.Generation++
+	case k < 88:
+		// Weeks pass: notices near their expiry go out again.
+		h.now = h.now.Add(time.Duration(r.IntN(20)) * 24 * time.Hour)
+	case k < 91:
+		// The device answers another rollout: its report on ours
+		// becomes an earlier one.
+		s := protocol.Status{V: protocol.Version, RolloutUID: "uid-other", Rollout: "ns/other", TargetVersion: "3.0.0", State: protocol.StateAccepted}
+		b, err := protocol.MarshalStatus(&s)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.apply(h.topics.Status(id), b)
+	case k < 92:
+		// Someone else clears retained notices of ours.
+		for topic, n := range h.state.Notices() {
+			if n.RolloutUID == uid && r.IntN(3) == 0 {
+				h.apply(topic, nil)
+			}
+		}
+	case k < 94:
+		h.skipWrite = true
+	case k < 95:
+		h.resync()
+	case k < 96:
+		if spec.Schedule == nil {
+			spec.Schedule = &v1.Schedule{}
+		}
+		end := metav1.NewTime(h.now.Add(time.Duration(r.IntN(3600)) * time.Second))
+		spec.Schedule.EndTime = &end
+		h.ro.Generation++
 	}
 }
 
@@ -254,7 +324,7 @@ func (h *history) plan(step int) bool {
 	in := func() Input {
 		return Input{
 			Rollout: h.ro.DeepCopy(), Devices: h.state.EachReport, Notices: h.state.Notices(), Topics: h.topics,
-			Now: h.now, OfflineGrace: time.Minute, SupersededModels: map[string]bool{}, NoticeBudget: h.budget,
+			Now: h.now, OfflineGrace: h.grace, SupersededModels: h.superseded, NoticeBudget: h.budget,
 			DeviceBudget: h.budget, SizeHint: h.state.Len(), Snapshot: h.snapshot,
 		}
 	}
@@ -280,7 +350,13 @@ func (h *history) plan(step int) bool {
 			h.t.Fatalf("step %d: the tracker's targets differ from a fresh walk's (-fresh +tracker):\n%s", step, d)
 		}
 	}
-	h.ro.Status = *want.Status.DeepCopy()
+	if want.Status.Phase == v1.PhaseSucceeded {
+		h.tr = Tracker{} // as the controller drops it
+	}
+	if !h.skipWrite || want.Status.Phase != h.ro.Status.Phase {
+		h.ro.Status = *want.Status.DeepCopy()
+	}
+	h.skipWrite = false
 	for _, a := range want.Actions {
 		var payload []byte
 		if !a.Withdraw {
@@ -294,6 +370,7 @@ func (h *history) plan(step int) bool {
 			}
 		}
 		h.state.Published(h.topics, a.Topic, payload, h.now)
+		h.retain(a.Topic, payload)
 	}
 	return incremental
 }
