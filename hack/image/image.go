@@ -149,8 +149,8 @@ func buildImage(spec imageSpec, tag name.Tag) (v1.Image, v1.Platform, error) {
 	if ca != nil {
 		env = append(env, "SSL_CERT_FILE="+caBundlePath)
 	}
-	// distroless has an /etc/passwd, from which the runtime sets HOME for
-	// 65532; this image has none, so it sets HOME itself.
+	// The runtime sets HOME from /etc/passwd; the config names it too,
+	// for a runtime that does not read the file.
 	env = append(env, "HOME="+home)
 	cf.Config = v1.Config{
 		User:       user,
@@ -233,10 +233,18 @@ func rootFS(manager, ca []byte, created time.Time) ([]byte, error) {
 		hdr  *tar.Header
 		body []byte
 	}
-	var entries []entry
+	// The accounts distroless/static has: a runtime that is given only
+	// the uid (the kubelet passes no more) takes the group from here, and
+	// without them containerd ran the manager in group 0.
+	passwd := []byte(fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:%d:%d:nonroot:%s:/sbin/nologin\n", uid, gid, home))
+	group := []byte(fmt.Sprintf("root:x:0:\nnobody:x:65534:\nnonroot:x:%d:\n", gid))
+	entries := []entry{
+		{hdr: dir("etc", 0o755)},
+		{hdr: file("etc/group", 0o644, len(group)), body: group},
+		{hdr: file("etc/passwd", 0o644, len(passwd)), body: passwd},
+	}
 	if ca != nil {
 		entries = append(entries,
-			entry{hdr: dir("etc", 0o755)},
 			entry{hdr: dir("etc/ssl", 0o755)},
 			entry{hdr: dir("etc/ssl/certs", 0o755)},
 			entry{hdr: file(strings.TrimPrefix(caBundlePath, "/"), 0o644, len(ca)), body: ca},

@@ -306,7 +306,7 @@ func TestNoShell(t *testing.T) {
 		}
 	}
 	want := []string{
-		"/etc", "/etc/ssl", "/etc/ssl/certs", "/etc/ssl/certs/ca-certificates.crt",
+		"/etc", "/etc/group", "/etc/passwd", "/etc/ssl", "/etc/ssl/certs", "/etc/ssl/certs/ca-certificates.crt",
 		"/home", "/home/nonroot", "/manager", "/tmp",
 	}
 	var got []string
@@ -322,6 +322,38 @@ func TestNoShell(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("the image holds\n\t%q\nwant\n\t%q", got, want)
+	}
+}
+
+// TestUserAccount checks that /etc/passwd gives the image's USER its
+// group and home, and /etc/group names the group, as distroless's do: a
+// runtime given only the uid (the kubelet passes no more) takes the group
+// from there, and ran the manager in group 0 when the image had none.
+func TestUserAccount(t *testing.T) {
+	built(t)
+	img := shared.image
+	uid, gid := nonRootUser(t, img.config.Config.User)
+	account := func(path string, match func(fields []string) bool) []string {
+		t.Helper()
+		f, ok := img.files[path]
+		if !ok {
+			t.Fatalf("the image has no %s", path)
+		}
+		for line := range strings.SplitSeq(string(f.body), "\n") {
+			if fields := strings.Split(line, ":"); match(fields) {
+				return fields
+			}
+		}
+		t.Fatalf("%s has no entry for %d:\n%s", path, uid, f.body)
+		return nil
+	}
+	u := account("/etc/passwd", func(f []string) bool { return len(f) == 7 && f[2] == strconv.Itoa(uid) })
+	if u[3] != strconv.Itoa(gid) || u[5] != img.config.Config.WorkingDir {
+		t.Errorf("/etc/passwd: %q; want gid %d and home %s", strings.Join(u, ":"), gid, img.config.Config.WorkingDir)
+	}
+	account("/etc/group", func(f []string) bool { return len(f) == 4 && f[2] == strconv.Itoa(gid) })
+	if home := img.files[img.config.Config.WorkingDir]; home.hdr == nil || home.hdr.Uid != uid || home.hdr.Gid != gid {
+		t.Errorf("the home %s is not owned by %d:%d", img.config.Config.WorkingDir, uid, gid)
 	}
 }
 
