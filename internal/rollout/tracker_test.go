@@ -392,10 +392,7 @@ func targetsByID(tr *Tracker) map[string]target {
 func TestTrackerFollowsTheChangeLog(t *testing.T) {
 	topics, _ := protocol.NewTopics("root")
 	state := fleet.NewState(fleet.Limits{})
-	inv := func(id string) {
-		b, _ := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m", HardwareRevision: "r", FirmwareVersion: "1.0.0"})
-		state.Apply(topics, topics.Inventory(id), b, t0)
-	}
+	inv := func(id string) { announce(t, state, topics, id) }
 	for i := range 10 {
 		inv(fmt.Sprintf("d%d", i))
 	}
@@ -442,10 +439,7 @@ var sha = "0000000000000000000000000000000000000000000000000000000000000000"
 func TestTrackerUnderConcurrentSlotMoves(t *testing.T) {
 	topics, _ := protocol.NewTopics("root")
 	state := fleet.NewState(fleet.Limits{})
-	inv := func(id string) {
-		b, _ := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m", HardwareRevision: "r", FirmwareVersion: "1.0.0"})
-		state.Apply(topics, topics.Inventory(id), b, t0)
-	}
+	inv := func(id string) { announce(t, state, topics, id) }
 	const n = 200
 	for i := range n {
 		inv(fmt.Sprintf("d%03d", i))
@@ -491,5 +485,17 @@ func TestTrackerUnderConcurrentSlotMoves(t *testing.T) {
 			}
 			seen[tg.id] = true
 		}
+	}
+}
+
+// announce applies the inventory of a device of model m on 1.0.0.
+func announce(t *testing.T, state *fleet.State, topics protocol.Topics, id string) {
+	t.Helper()
+	b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m", HardwareRevision: "r", FirmwareVersion: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := state.Apply(topics, topics.Inventory(id), b, t0); res.Malformed {
+		t.Fatal(res.Err)
 	}
 }
