@@ -488,14 +488,16 @@ func TestTrackerUnderConcurrentSlotMoves(t *testing.T) {
 	}
 }
 
-// announce applies the inventory of a device of model m on 1.0.0.
+// announce applies the inventory of a device of model m on 1.0.0. It
+// reports with t.Error, which other goroutines may call.
 func announce(t *testing.T, state *fleet.State, topics protocol.Topics, id string) {
 	t.Helper()
 	b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m", HardwareRevision: "r", FirmwareVersion: "1.0.0"})
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return
 	}
 	if res := state.Apply(topics, topics.Inventory(id), b, t0); res.Malformed {
-		t.Fatal(res.Err)
+		t.Error(res.Err)
 	}
 }
