@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf16"
@@ -78,7 +79,8 @@ func (l location) members() string {
 // decodePayload checks a whole payload: size, encoding, one JSON object,
 // and "v" equal to Version. Checking "v" before anything else lets a later
 // protocol version change any other member without old readers reporting
-// misleading member errors.
+// misleading member errors. The caller hands the object back with release
+// once it has read the members it needs.
 func decodePayload(payload []byte) (*members, error) {
 	if len(payload) > MaxPayloadSize {
 		return nil, fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(payload))
@@ -86,24 +88,43 @@ func decodePayload(payload []byte) (*members, error) {
 	if !utf8.Valid(payload) {
 		return nil, fmt.Errorf("%w: invalid UTF-8", ErrSyntax)
 	}
-	o := &members{at: location{index: -1}}
+	o := payloads.Get().(*members)
+	o.at = location{index: -1}
 	o.err = &o.slot
 	list, err := splitPayload(payload, o.inline[:0])
 	if err != nil {
+		o.release()
 		return nil, err
 	}
 	o.list = list
 	var v int64
 	if !o.integer("v", &v) {
-		if err := o.error(); err != nil {
+		err := o.error()
+		o.release()
+		if err != nil {
 			return nil, err
 		}
 		return nil, missing("v")
 	}
 	if v != Version {
+		o.release()
 		return nil, fmt.Errorf("%w %d (this reader speaks %d)", ErrVersion, v, Version)
 	}
 	return o, nil
+}
+
+// payloads recycles the top-level objects decodePayload returns: one is
+// about 800 bytes (its inline members), and the operator parses every
+// device message it receives, hundreds of thousands in a replay.
+var payloads = sync.Pool{New: func() any { return new(members) }}
+
+// release hands an object from decodePayload back for reuse, once the
+// parser is done with it: neither it nor the objects nested in it may be
+// used afterwards. What the getters returned stays valid, being copies.
+// Clearing it drops its spans, so that it does not keep a payload alive.
+func (o *members) release() {
+	*o = members{}
+	payloads.Put(o)
 }
 
 // splitPayload appends the members of the object that payload holds to

@@ -32,6 +32,7 @@ func ParsePresence(payload []byte) (Presence, error) {
 	if err != nil {
 		return Presence{}, fmt.Errorf("presence: %w", err)
 	}
+	defer o.release()
 	p := Presence{V: Version}
 	var state string
 	o.str("state", &state)
@@ -47,6 +48,7 @@ func ParseInventory(payload []byte) (Inventory, error) {
 	if err != nil {
 		return Inventory{}, fmt.Errorf("inventory: %w", err)
 	}
+	defer o.release()
 	inv := Inventory{V: Version}
 	o.str("deviceId", &inv.DeviceID)
 	o.str("model", &inv.Model)
@@ -63,6 +65,7 @@ func ParseStatus(payload []byte) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("status: %w", err)
 	}
+	defer o.release()
 	s := Status{V: Version}
 	o.str("rolloutUID", &s.RolloutUID)
 	o.str("rollout", &s.Rollout)
@@ -96,6 +99,7 @@ func ParseNotice(payload []byte) (Notice, error) {
 	if err != nil {
 		return Notice{}, fmt.Errorf("notice: %w", err)
 	}
+	defer o.release()
 	n := Notice{V: Version}
 	var action string
 	o.str("action", &action)
@@ -152,6 +156,7 @@ func ParseRejectable(payload []byte) (Notice, error) {
 	if err != nil {
 		return Notice{}, fmt.Errorf("notice: %w", err)
 	}
+	defer o.release()
 	n := Notice{V: Version}
 	var action string
 	o.str("action", &action)

@@ -100,6 +100,9 @@ func describeByte(c byte) string {
 // MaxNumberDigits). Strict syntax keeps comparisons identical in the
 // operator and in firmware written in any language.
 func ValidVersion(s string) error {
+	if isPlainVersion(s) { // the common form, without the semver parser
+		return nil
+	}
 	_, err := parseVersion(s)
 	return err
 }
@@ -269,6 +272,9 @@ func checkLabels(path string, labels map[string]string) error {
 		return invalid(path, "%d entries, at most %d", len(labels), maxMapEntries)
 	}
 	for k, v := range labels {
+		if isLabelKey(k) && (v == "" || isLabelName(v)) {
+			continue // valid, without the regular expressions below
+		}
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
 			return invalid(path, "key %s: %s", quote(k), strings.Join(errs, "; "))
 		}
@@ -299,6 +305,9 @@ func checkDetails(path string, details map[string]string) error {
 func checkRolloutName(path, namespace, name string) error {
 	if namespace == "" {
 		return missing(path + ".namespace")
+	}
+	if isDNSLabel(namespace) && isDNSSubdomain(name) {
+		return nil // valid, without the regular expressions below
 	}
 	if errs := validation.IsDNS1123Label(namespace); len(errs) > 0 {
 		return invalid(path+".namespace", "%s", strings.Join(errs, "; "))
