@@ -449,9 +449,7 @@ func (sel *selection) timeoutReason(state protocol.State) string {
 		sel.reasons = map[protocol.State]string{}
 	}
 	r := fmt.Sprintf("timeout: no outcome within %s of %s", sel.deviceTimeout, state)
-	if len(sel.reasons) < 16 {
-		sel.reasons[state] = r
-	}
+	sel.reasons[state] = r // only the three in-progress states come here
 	return r
 }
 

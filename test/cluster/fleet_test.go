@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -20,12 +19,13 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/devicesim"
+	"github.com/heraldiot/herald/internal/devicesim/predict"
 	"github.com/heraldiot/herald/internal/testenv"
-	"github.com/heraldiot/herald/protocol"
 )
 
 // fleet is a simulated fleet: hack/demo/fleet.yaml's models and versions,
@@ -78,60 +78,21 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// plan is what the rollout must report on a fleet: every device's first
-// outcome is known in advance (devicesim.FirstOutcome).
-type plan struct {
-	targeted, succeeded, failed, rejected int
-	// accepted counts the devices that accepted, and so downloaded the image.
-	accepted int
-	// current counts the devices on the target version from the start.
-	current int
-	waves   []v1.WaveStatus
-	// failures maps each device that fails or rejects to its reason.
-	failures map[string]string
-}
-
-// planRollout computes the plan of the rollout on f.
-func planRollout(t *testing.T, f fleet) plan {
+// planRollout predicts what the rollout reports on f: every device's
+// first outcome is known in advance.
+func planRollout(t *testing.T, f fleet) predict.Outcome {
 	t.Helper()
 	profile := f.profile(t)
-	b := profile.Behavior.Behavior()
-	constraint, err := protocol.ParseConstraint(currentVersion)
+	spec := v1.FirmwareRolloutSpec{
+		Firmware: v1.FirmwareSpec{Version: targetVersion, Models: targetModels},
+		Selector: &v1.DeviceSelector{CurrentVersion: currentVersion},
+	}
+	for _, pct := range wavePercents {
+		spec.Strategy.Waves = append(spec.Strategy.Waves, v1.Wave{Percent: ptr.To(pct)})
+	}
+	p, err := predict.Rollout(profile.Specs(f.devices), profile.Behavior.Behavior(), &spec, len(wavePercents))
 	if err != nil {
 		t.Fatal(err)
-	}
-	p := plan{waves: make([]v1.WaveStatus, len(wavePercents)), failures: map[string]string{}}
-	for _, d := range profile.Specs(f.devices) {
-		current := d.FirmwareVersion == targetVersion
-		if !slices.Contains(targetModels, d.Model) {
-			continue
-		}
-		if ok, err := constraint.Allows(d.FirmwareVersion); !current && (err != nil || !ok) {
-			continue
-		}
-		wave := slices.IndexFunc(wavePercents, func(pct int32) bool { return protocol.Cohort(d.ID) < int(pct) })
-		p.targeted++
-		w := &p.waves[wave]
-		w.Targeted++
-		switch out := devicesim.FirstOutcome(d.ID, b); {
-		case current:
-			p.current++
-			p.succeeded++
-			w.Succeeded++
-		case out.State == protocol.StateRejected:
-			p.rejected++
-			w.Rejected++
-			p.failures[d.ID] = out.Reason
-		case out.State == protocol.StateFailed:
-			p.accepted++
-			p.failed++
-			w.Failed++
-			p.failures[d.ID] = out.Reason
-		default:
-			p.accepted++
-			p.succeeded++
-			w.Succeeded++
-		}
 	}
 	return p
 }
@@ -149,10 +110,10 @@ var (
 func TestFleetPlan(t *testing.T) {
 	for _, f := range []fleet{rolloutFleet, failoverFleet} {
 		p := planRollout(t, f)
-		if p.failed == 0 || p.rejected == 0 || p.targeted == f.devices {
+		if p.Failed == 0 || p.Rejected == 0 || p.Targeted == f.devices {
 			t.Errorf("fleet %q: %+v; want failures, rejections and untargeted devices", f.prefix, p)
 		}
-		for i, w := range p.waves {
+		for i, w := range p.Waves {
 			if w.Targeted == 0 || w.Succeeded == 0 {
 				t.Errorf("fleet %q: wave %d %+v; want devices that succeed in every wave", f.prefix, i+1, w)
 			}
@@ -244,7 +205,7 @@ func TestLeaderFailover(t *testing.T) {
 type rollout struct {
 	ns       string
 	fleet    fleet
-	plan     plan
+	plan     predict.Outcome
 	firmware *firmwareServer
 }
 
@@ -284,7 +245,7 @@ spec:
 `, targetVersion, ns, fw.url, fw.sha256, len(fw.image), targetModels[0], targetModels[1], currentVersion,
 		wavePercents[0], wavePercents[1], wavePercents[2])), "apply", "-f", "-")
 
-	want := r.plan.waves[0]
+	want := r.plan.Waves[0]
 	ro := r.wait(t, "the first wave done, the second waiting for approval", func(ro *v1.FirmwareRollout) bool {
 		return ro.Status.Phase == v1.PhaseWaitingForApproval
 	})
@@ -335,15 +296,15 @@ func (r *rollout) finish(t *testing.T) {
 		t.Errorf("observed generation %d of %d", st.ObservedGeneration, ro.Generation)
 	}
 	got := st.Totals
-	if int(got.Targeted) != want.targeted || int(got.Succeeded) != want.succeeded || int(got.Failed) != want.failed ||
-		int(got.Rejected) != want.rejected || got.Waiting != 0 || got.Notified != 0 || got.InProgress != 0 || got.Canceled != 0 {
-		t.Errorf("totals %+v, want targeted %d succeeded %d failed %d rejected %d", got, want.targeted, want.succeeded, want.failed, want.rejected)
+	if int(got.Targeted) != want.Targeted || int(got.Succeeded) != want.Succeeded || int(got.Failed) != want.Failed ||
+		int(got.Rejected) != want.Rejected || got.Waiting != 0 || got.Notified != 0 || got.InProgress != 0 || got.Canceled != 0 {
+		t.Errorf("totals %+v, want targeted %d succeeded %d failed %d rejected %d", got, want.Targeted, want.Succeeded, want.Failed, want.Rejected)
 	}
-	if st.Progress != fmt.Sprintf("%d/%d", want.succeeded, want.targeted) {
-		t.Errorf("progress %q, want %d/%d", st.Progress, want.succeeded, want.targeted)
+	if st.Progress != fmt.Sprintf("%d/%d", want.Succeeded, want.Targeted) {
+		t.Errorf("progress %q, want %d/%d", st.Progress, want.Succeeded, want.Targeted)
 	}
 	for i, w := range st.Waves {
-		ww := want.waves[i]
+		ww := want.Waves[i]
 		if w.State != v1.WaveCompleted || w.StartTime == nil || w.CompletionTime == nil || w.Targeted != ww.Targeted ||
 			w.Notified != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Rejected != ww.Rejected {
 			t.Errorf("wave %d: %+v, want targeted %d succeeded %d failed %d rejected %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed, ww.Rejected)
@@ -357,11 +318,11 @@ func (r *rollout) finish(t *testing.T) {
 			t.Errorf("condition %s = %+v, want %s", c.typ, cond, c.status)
 		}
 	}
-	if len(st.FailureSample) != min(len(want.failures), 10) {
-		t.Errorf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.failures), 10))
+	if len(st.FailureSample) != min(len(want.Failures), 10) {
+		t.Errorf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.Failures), 10))
 	}
 	for _, f := range st.FailureSample {
-		if reason, ok := want.failures[f.Device]; !ok || reason != f.Reason {
+		if reason, ok := want.Failures[f.Device]; !ok || reason != f.Reason {
 			t.Errorf("failure sample %+v: the device fails with %q", f, reason)
 		}
 	}
@@ -371,12 +332,12 @@ func (r *rollout) finish(t *testing.T) {
 		if err := get(client.ObjectKey{Namespace: r.ns, Name: "sensors"}, &fl); err != nil {
 			return false, err.Error(), nil
 		}
-		return countOf(fl.Status.FirmwareVersions, targetVersion) == int32(want.succeeded) &&
+		return countOf(fl.Status.FirmwareVersions, targetVersion) == int32(want.Succeeded) &&
 				int(fl.Status.Devices.Online) == r.fleet.devices,
-			fmt.Sprintf("versions %+v, devices %+v; want %d on %s", fl.Status.FirmwareVersions, fl.Status.Devices, want.succeeded, targetVersion), nil
+			fmt.Sprintf("versions %+v, devices %+v; want %d on %s", fl.Status.FirmwareVersions, fl.Status.Devices, want.Succeeded, targetVersion), nil
 	})
-	if got := r.firmware.downloads.Load(); got != int64(want.accepted) {
-		t.Errorf("%d image downloads, want one for each of the %d devices that accepted", got, want.accepted)
+	if got := r.firmware.downloads.Load(); got != int64(want.Accepted) {
+		t.Errorf("%d image downloads, want one for each of the %d devices that accepted", got, want.Accepted)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +22,8 @@ import (
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 	"github.com/heraldiot/herald/internal/demo"
 	"github.com/heraldiot/herald/internal/devicesim"
+	"github.com/heraldiot/herald/internal/devicesim/predict"
 	"github.com/heraldiot/herald/internal/testenv"
-	"github.com/heraldiot/herald/protocol"
 )
 
 var (
@@ -91,18 +90,10 @@ func runDemo(t *testing.T, n int, fleetsimArgs ...string) (*demo.Result, error) 
 }
 
 // expected is what a rollout must report, computed from the fleet profile
-// and the devices' predictable outcomes (devicesim.FirstOutcome).
+// and the devices' predictable outcomes, and the fleet's device IDs.
 type expected struct {
-	targeted, succeeded, failed, rejected, waiting int
-	// accepted counts devices that accepted, and so downloaded the image.
-	accepted int
-	// current counts devices on the target version from the start.
-	current int
-	// waves[i] are the counts of wave i.
-	waves []v1.WaveStatus
-	// failures maps every failing device to its reason.
-	failures map[string]string
-	devices  map[string]bool
+	predict.Outcome
+	devices map[string]bool
 }
 
 // expect computes what the sample rollout reports on the first n devices
@@ -113,59 +104,14 @@ func expect(t *testing.T, n int, b devicesim.Behavior, ro *v1.FirmwareRollout, u
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := &ro.Spec
-	var constraint *protocol.Constraint
-	if spec.Selector != nil && spec.Selector.CurrentVersion != "" {
-		if constraint, err = protocol.ParseConstraint(spec.Selector.CurrentVersion); err != nil {
-			t.Fatal(err)
-		}
+	specs := profile.Specs(n)
+	out, err := predict.Rollout(specs, b, &ro.Spec, upTo)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e := expected{waves: make([]v1.WaveStatus, len(spec.Strategy.Waves)), failures: map[string]string{}, devices: map[string]bool{}}
-	for _, d := range profile.Specs(n) {
+	e := expected{Outcome: out, devices: map[string]bool{}}
+	for _, d := range specs {
 		e.devices[d.ID] = true
-		current := d.FirmwareVersion == spec.Firmware.Version
-		if !slices.Contains(spec.Firmware.Models, d.Model) {
-			continue
-		}
-		if !current && constraint != nil {
-			if ok, err := constraint.Allows(d.FirmwareVersion); err != nil || !ok {
-				continue
-			}
-		}
-		wave := -1
-		for i, w := range spec.Strategy.Waves {
-			if w.Percent == nil {
-				t.Fatal("the sample's waves are expected in percent")
-			}
-			if protocol.Cohort(d.ID) < int(*w.Percent) {
-				wave = i
-				break
-			}
-		}
-		e.targeted++
-		w := &e.waves[wave]
-		w.Targeted++
-		switch out := devicesim.FirstOutcome(d.ID, b); {
-		case current:
-			e.current++
-			e.succeeded++
-			w.Succeeded++
-		case wave >= upTo:
-			e.waiting++
-		case out.State == protocol.StateRejected:
-			e.rejected++
-			w.Rejected++
-			e.failures[d.ID] = out.Reason
-		case out.State == protocol.StateFailed:
-			e.accepted++
-			e.failed++
-			w.Failed++
-			e.failures[d.ID] = out.Reason
-		default:
-			e.accepted++
-			e.succeeded++
-			w.Succeeded++
-		}
 	}
 	return e
 }
@@ -185,7 +131,7 @@ func TestDemoRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := expect(t, n, profile.Behavior.Behavior(), ro, len(ro.Spec.Strategy.Waves))
-	if want.failed == 0 || want.targeted == n {
+	if want.Failed == 0 || want.Targeted == n {
 		t.Fatalf("the demo fleet should have failures and untargeted devices: %+v", want)
 	}
 
@@ -193,15 +139,15 @@ func TestDemoRollout(t *testing.T) {
 		t.Fatalf("phase %s at observed generation %d of %d", st.Phase, st.ObservedGeneration, ro.Generation)
 	}
 	got := st.Totals
-	if int(got.Targeted) != want.targeted || int(got.Succeeded) != want.succeeded || int(got.Failed) != want.failed ||
-		int(got.Rejected) != want.rejected || got.Waiting != 0 || got.Notified != 0 || got.InProgress != 0 || got.Canceled != 0 {
-		t.Fatalf("totals %+v, want targeted %d succeeded %d failed %d rejected %d", got, want.targeted, want.succeeded, want.failed, want.rejected)
+	if int(got.Targeted) != want.Targeted || int(got.Succeeded) != want.Succeeded || int(got.Failed) != want.Failed ||
+		int(got.Rejected) != want.Rejected || got.Waiting != 0 || got.Notified != 0 || got.InProgress != 0 || got.Canceled != 0 {
+		t.Fatalf("totals %+v, want targeted %d succeeded %d failed %d rejected %d", got, want.Targeted, want.Succeeded, want.Failed, want.Rejected)
 	}
-	if st.Progress != fmt.Sprintf("%d/%d", want.succeeded, want.targeted) {
+	if st.Progress != fmt.Sprintf("%d/%d", want.Succeeded, want.Targeted) {
 		t.Errorf("progress %q", st.Progress)
 	}
 	for i, w := range st.Waves {
-		ww := want.waves[i]
+		ww := want.Waves[i]
 		if w.State != v1.WaveCompleted || w.StartTime == nil || w.CompletionTime == nil ||
 			w.Targeted != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Rejected != ww.Rejected || w.Notified != ww.Targeted {
 			t.Errorf("wave %d: %+v, want targeted %d succeeded %d failed %d rejected %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed, ww.Rejected)
@@ -216,19 +162,19 @@ func TestDemoRollout(t *testing.T) {
 		}
 	}
 	checkFailureSample(t, st.FailureSample, want)
-	if len(st.FailureSample) != min(len(want.failures), 10) {
-		t.Errorf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.failures), 10))
+	if len(st.FailureSample) != min(len(want.Failures), 10) {
+		t.Errorf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.Failures), 10))
 	}
 
 	fl := res.Fleet.Status
 	if fl.Devices.Known != n || fl.Devices.Online != n {
 		t.Errorf("fleet devices %+v, want %d known and online", fl.Devices, n)
 	}
-	if got := versionCount(fl.FirmwareVersions, ro.Spec.Firmware.Version); got != int32(want.succeeded) {
-		t.Errorf("fleet versions %+v: %d devices run %s, want %d", fl.FirmwareVersions, got, ro.Spec.Firmware.Version, want.succeeded)
+	if got := versionCount(fl.FirmwareVersions, ro.Spec.Firmware.Version); got != int32(want.Succeeded) {
+		t.Errorf("fleet versions %+v: %d devices run %s, want %d", fl.FirmwareVersions, got, ro.Spec.Firmware.Version, want.Succeeded)
 	}
-	if res.Downloads != int64(want.accepted) {
-		t.Errorf("%d image downloads, want one for each of the %d devices that accepted", res.Downloads, want.accepted)
+	if res.Downloads != int64(want.Accepted) {
+		t.Errorf("%d image downloads, want one for each of the %d devices that accepted", res.Downloads, want.Accepted)
 	}
 }
 
@@ -255,9 +201,9 @@ func TestDemoFailurePolicyPauses(t *testing.T) {
 	// them in wave 2, whose devices all finish; wave 3 never starts.
 	want := expect(t, n, b, ro, 2)
 
-	if w := st.Waves[2]; st.CurrentWave != 2 || w.StartTime != nil || w.State != v1.WavePending || w.Notified != want.waves[2].Succeeded {
+	if w := st.Waves[2]; st.CurrentWave != 2 || w.StartTime != nil || w.State != v1.WavePending || w.Notified != want.Waves[2].Succeeded {
 		t.Fatalf("paused in wave %d, wave 3 %+v; want wave 3 never started: more than 10%% of the devices that finished by the end of wave 2 failed (%d of %d), so the failure policy holds wave 3 back",
-			st.CurrentWave, w, want.failed, want.failed+want.succeeded-want.current)
+			st.CurrentWave, w, want.Failed, want.Failed+want.Succeeded-want.Current)
 	}
 	degraded := apimeta.FindStatusCondition(st.Conditions, v1.ConditionDegraded)
 	if degraded == nil || degraded.Status != metav1.ConditionTrue || degraded.Reason != v1.ReasonFailureThreshold {
@@ -267,13 +213,13 @@ func TestDemoFailurePolicyPauses(t *testing.T) {
 		t.Fatalf("conditions %+v, want Paused and not Ready", st.Conditions)
 	}
 	got := st.Totals
-	if int(got.Targeted) != want.targeted || int(got.Succeeded) != want.succeeded || int(got.Failed) != want.failed ||
-		int(got.Rejected) != want.rejected || int(got.Waiting) != want.waiting || got.Notified != 0 || got.InProgress != 0 {
+	if int(got.Targeted) != want.Targeted || int(got.Succeeded) != want.Succeeded || int(got.Failed) != want.Failed ||
+		int(got.Rejected) != want.Rejected || int(got.Waiting) != want.Waiting || got.Notified != 0 || got.InProgress != 0 {
 		t.Fatalf("totals %+v, want targeted %d succeeded %d failed %d rejected %d waiting %d",
-			got, want.targeted, want.succeeded, want.failed, want.rejected, want.waiting)
+			got, want.Targeted, want.Succeeded, want.Failed, want.Rejected, want.Waiting)
 	}
-	if len(st.FailureSample) != min(len(want.failures), 10) {
-		t.Fatalf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.failures), 10))
+	if len(st.FailureSample) != min(len(want.Failures), 10) {
+		t.Fatalf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.Failures), 10))
 	}
 	checkFailureSample(t, st.FailureSample, want)
 }
@@ -287,7 +233,7 @@ func checkFailureSample(t *testing.T, sample []v1.DeviceFailure, want expected) 
 			t.Errorf("failure sample names %q, which is not a device of the fleet", f.Device)
 			continue
 		}
-		if reason, ok := want.failures[f.Device]; !ok || reason != f.Reason {
+		if reason, ok := want.Failures[f.Device]; !ok || reason != f.Reason {
 			t.Errorf("failure sample %+v: the device fails with %q", f, reason)
 		}
 	}

@@ -211,7 +211,7 @@ func runFaultLoop(t *testing.T, fl faultLoop) {
 	want := expect(t, n, behavior, ro, len(ro.Spec.Strategy.Waves))
 	// Device updates the rollout will see finish: those already on the
 	// target version report nothing.
-	total := want.accepted + want.rejected
+	total := want.Accepted + want.Rejected
 	if total < 2*size.kills {
 		t.Fatalf("%d devices make %d updates, too few for %d kills", n, total, size.kills)
 	}
@@ -306,8 +306,8 @@ func runFaultLoop(t *testing.T, fl faultLoop) {
 	checkFaultRollout(t, &got, want)
 	checkFaultDevices(ctx, t, fleet, n, want)
 	checkFaultFleet(ctx, t, st, fleetKey, n, ro.Spec.Firmware.Version, want)
-	if d := st.Firmware.Downloads(); d != int64(want.accepted) {
-		t.Errorf("%d image downloads, want one for each of the %d devices that accepted", d, want.accepted)
+	if d := st.Firmware.Downloads(); d != int64(want.Accepted) {
+		t.Errorf("%d image downloads, want one for each of the %d devices that accepted", d, want.Accepted)
 	}
 	mlog, err := readManagerLog(st.Manager.Log)
 	if err != nil {
@@ -322,7 +322,7 @@ func runFaultLoop(t *testing.T, fl faultLoop) {
 	t.Logf("%s kills: %d; rollout %s in %s (status: started %s, completed %s)", fl.component, len(kills), got.Status.Phase, took.Round(time.Millisecond),
 		timeOf(got.Status.StartTime), timeOf(got.Status.CompletionTime))
 	t.Logf("totals: targeted %d, succeeded %d (%d already current), failed %d, rejected %d, canceled %d, waiting %d, notified %d, in progress %d",
-		tot.Targeted, tot.Succeeded, want.current, tot.Failed, tot.Rejected, tot.Canceled, tot.Waiting, tot.Notified, tot.InProgress)
+		tot.Targeted, tot.Succeeded, want.Current, tot.Failed, tot.Rejected, tot.Canceled, tot.Waiting, tot.Notified, tot.InProgress)
 	for i, w := range got.Status.Waves {
 		t.Logf("wave %d: targeted %d, notified %d, succeeded %d, failed %d, rejected %d, %s", i+1, w.Targeted, w.Notified, w.Succeeded, w.Failed, w.Rejected, w.State)
 	}
@@ -454,27 +454,27 @@ func checkFaultRollout(t *testing.T, ro *v1.FirmwareRollout, want expected) {
 		t.Errorf("phase %s at observed generation %d of %d (%s), want Succeeded", st.Phase, st.ObservedGeneration, ro.Generation, st.Message)
 	}
 	got := st.Totals
-	if int(got.Targeted) != want.targeted || int(got.Succeeded) != want.succeeded || int(got.Failed) != want.failed ||
-		int(got.Rejected) != want.rejected || got.Waiting != 0 || got.Notified != 0 || got.InProgress != 0 || got.Canceled != 0 {
+	if int(got.Targeted) != want.Targeted || int(got.Succeeded) != want.Succeeded || int(got.Failed) != want.Failed ||
+		int(got.Rejected) != want.Rejected || got.Waiting != 0 || got.Notified != 0 || got.InProgress != 0 || got.Canceled != 0 {
 		t.Errorf("totals %+v, want targeted %d succeeded %d failed %d rejected %d and nothing waiting, notified, in progress or canceled",
-			got, want.targeted, want.succeeded, want.failed, want.rejected)
+			got, want.Targeted, want.Succeeded, want.Failed, want.Rejected)
 	}
-	if st.Progress != fmt.Sprintf("%d/%d", want.succeeded, want.targeted) {
-		t.Errorf("progress %q, want %d/%d", st.Progress, want.succeeded, want.targeted)
+	if st.Progress != fmt.Sprintf("%d/%d", want.Succeeded, want.Targeted) {
+		t.Errorf("progress %q, want %d/%d", st.Progress, want.Succeeded, want.Targeted)
 	}
-	if len(st.Waves) != len(want.waves) {
-		t.Fatalf("%d waves in status, want %d", len(st.Waves), len(want.waves))
+	if len(st.Waves) != len(want.Waves) {
+		t.Fatalf("%d waves in status, want %d", len(st.Waves), len(want.Waves))
 	}
 	for i, w := range st.Waves {
-		ww := want.waves[i]
+		ww := want.Waves[i]
 		if w.State != v1.WaveCompleted || w.StartTime == nil || w.CompletionTime == nil ||
 			w.Targeted != ww.Targeted || w.Succeeded != ww.Succeeded || w.Failed != ww.Failed || w.Rejected != ww.Rejected || w.Notified != ww.Targeted {
 			t.Errorf("wave %d: %+v, want completed with targeted %d (all notified), succeeded %d, failed %d, rejected %d", i+1, w, ww.Targeted, ww.Succeeded, ww.Failed, ww.Rejected)
 		}
 	}
 	checkFailureSample(t, st.FailureSample, want)
-	if len(st.FailureSample) != min(len(want.failures), 10) {
-		t.Errorf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.failures), 10))
+	if len(st.FailureSample) != min(len(want.Failures), 10) {
+		t.Errorf("failure sample has %d devices, want %d", len(st.FailureSample), min(len(want.Failures), 10))
 	}
 }
 
@@ -488,7 +488,7 @@ func checkFaultFleet(ctx context.Context, t *testing.T, st *demo.Stack, key clie
 	defer cancel()
 	settled := func() bool {
 		d := f.Status.Devices
-		return int(d.Known) == n && int(d.Online) == n && versionCount(f.Status.FirmwareVersions, version) == int32(want.succeeded)
+		return int(d.Known) == n && int(d.Online) == n && versionCount(f.Status.FirmwareVersions, version) == int32(want.Succeeded)
 	}
 	err := eventually(wctx, 250*time.Millisecond, func() (bool, error) {
 		if err := st.Client.Get(wctx, key, &f); err != nil {
@@ -498,7 +498,7 @@ func checkFaultFleet(ctx context.Context, t *testing.T, st *demo.Stack, key clie
 	})
 	if err != nil {
 		t.Errorf("DeviceFleet devices %+v, versions %+v (%v); want %d known and online, %d on %s",
-			f.Status.Devices, f.Status.FirmwareVersions, err, n, want.succeeded, version)
+			f.Status.Devices, f.Status.FirmwareVersions, err, n, want.Succeeded, version)
 	}
 }
 
@@ -516,11 +516,11 @@ func checkFaultDevices(ctx context.Context, t *testing.T, fleet *devicesim.Fleet
 		s = fleet.Stats()
 		return s.Online == n, nil
 	})
-	if s.Online != n || s.Updates != want.accepted+want.rejected || s.Succeeded != want.succeeded-want.current ||
-		s.Failed != want.failed || s.Rejected != want.rejected || s.Canceled != 0 {
+	if s.Online != n || s.Updates != want.Accepted+want.Rejected || s.Succeeded != want.Succeeded-want.Current ||
+		s.Failed != want.Failed || s.Rejected != want.Rejected || s.Canceled != 0 {
 		t.Errorf("devices: %d online, %d updates: %d succeeded, %d failed, %d rejected, %d canceled; want %d online and %d updates: %d succeeded, %d failed, %d rejected",
 			s.Online, s.Updates, s.Succeeded, s.Failed, s.Rejected, s.Canceled,
-			n, want.accepted+want.rejected, want.succeeded-want.current, want.failed, want.rejected)
+			n, want.Accepted+want.Rejected, want.Succeeded-want.Current, want.Failed, want.Rejected)
 	}
 }
 
