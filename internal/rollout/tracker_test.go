@@ -21,8 +21,9 @@ import (
 // TestTrackerDecidesLikePlan runs random histories of a small fleet (devices
 // coming and going, changing model, version and labels, going offline,
 // reporting every state on every attempt and on other rollouts, time
-// passing deadlines, graces and notice expiry, notices cleared by someone
-// else, status writes lost, the fleet re-synced, newer rollouts taking
+// passing deadlines, graces and notice expiry, the operator's clock
+// stepping back, notices cleared by someone else, status writes lost, the
+// fleet re-synced, newer rollouts taking
 // models over, the spec approved, paused, dry-run, skipping devices,
 // ending on schedule, canceled) through
 // one Tracker that follows the fleet state, and checks after every step
@@ -313,6 +314,10 @@ func (h *history) step() {
 		end := metav1.NewTime(h.now.Add(time.Duration(r.IntN(3600)) * time.Second))
 		spec.Schedule.EndTime = &end
 		h.ro.Generation++
+	case k < 97:
+		// The operator's clock steps back (an NTP correction): the
+		// tracker's deadlines were reckoned from a later now.
+		h.now = h.now.Add(-time.Duration(r.IntN(300)) * time.Second)
 	}
 }
 
