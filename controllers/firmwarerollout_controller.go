@@ -160,7 +160,6 @@ func (r *FirmwareRolloutReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	in := rollout.Input{
 		Rollout:          &ro,
 		Devices:          state.EachReport,
-		Notices:          state.Notices(),
 		Topics:           s.Topics,
 		Now:              now,
 		OfflineGrace:     grace,

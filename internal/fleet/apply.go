@@ -28,7 +28,10 @@ type Result struct {
 // (SeenAt) restarts, which is what republishing before expiry is for.
 func (s *State) Published(topics protocol.Topics, topic string, payload []byte, now time.Time) {
 	s.mu.Lock()
-	delete(s.notices, topic)
+	if _, had := s.notices[topic]; had {
+		delete(s.notices, topic)
+		s.noticeChanged(topic)
+	}
 	s.mu.Unlock()
 	s.Apply(topics, topic, payload, now)
 }
@@ -166,7 +169,10 @@ func (s *State) withdraw(id string, kind protocol.TopicKind) Result {
 func (s *State) applyNotice(topic string, payload []byte, now time.Time) Result {
 	if protocol.IsWithdrawal(payload) {
 		_, had := s.notices[topic]
-		delete(s.notices, topic)
+		if had {
+			delete(s.notices, topic)
+			s.noticeChanged(topic)
+		}
 		return Result{Changed: had}
 	}
 	n, err := protocol.ParseNotice(payload)
@@ -185,5 +191,6 @@ func (s *State) applyNotice(topic string, payload []byte, now time.Time) Result 
 		return Result{}
 	}
 	s.notices[topic] = ref
+	s.noticeChanged(topic)
 	return Result{Changed: true}
 }

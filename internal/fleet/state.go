@@ -137,7 +137,11 @@ type State struct {
 	// that fell further behind than it reaches walks the fleet again.
 	changed     []int32
 	changedBase uint64
-	malformed   int64
+	// noticesChanged logs the topics of notices that came, went or
+	// changed, the same way, for planners that keep an index of them.
+	noticesChanged     []string
+	noticesChangedBase uint64
+	malformed          int64
 	// overLimit counts messages about devices beyond the cap.
 	overLimit int64
 }
@@ -272,6 +276,18 @@ func (s *State) touch(d *Device) {
 	}
 }
 
+// noticeChanged logs that the notice at topic came, went or changed,
+// bounded as touch bounds the device log.
+func (s *State) noticeChanged(topic string) {
+	s.noticesChanged = append(s.noticesChanged, topic)
+	keep := max(len(s.notices)/2, minChangeLog)
+	if len(s.noticesChanged) >= 2*keep {
+		drop := len(s.noticesChanged) - keep
+		s.noticesChangedBase += uint64(drop)
+		s.noticesChanged = append(s.noticesChanged[:0:0], s.noticesChanged[drop:]...)
+	}
+}
+
 // minChangeLog is how many changes the log keeps however small the fleet.
 const minChangeLog = 1 << 12
 
@@ -334,6 +350,43 @@ func (s *State) forgetIfEmpty(d *Device) {
 		s.slots[d.Slot] = nil
 		s.free = append(s.free, d.Slot)
 	}
+}
+
+// EachNotice calls fn, under one read lock, for every retained notice,
+// and returns the notice log's position then, for a later CatchNotices.
+// fn must not call back into the state.
+func (s *State) EachNotice(fn func(topic string, ref NoticeRef)) (cursor uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for topic, ref := range s.notices {
+		fn(topic, ref)
+	}
+	return s.noticesChangedBase + uint64(len(s.noticesChanged))
+}
+
+// CatchNotices calls fn, under one read lock, for every notice topic
+// logged as changed since cursor, once each, with the notice there now
+// (ok false when there is none). It returns the cursor to pass next time;
+// ok is false, and fn is not called, when the log no longer reaches back
+// to cursor: the caller must read every notice again (EachNotice). fn
+// must not call back into the state.
+func (s *State) CatchNotices(cursor uint64, fn func(topic string, ref NoticeRef, ok bool)) (next uint64, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	next = s.noticesChangedBase + uint64(len(s.noticesChanged))
+	if cursor < s.noticesChangedBase || cursor > next {
+		return next, false
+	}
+	topics := slices.Clone(s.noticesChanged[cursor-s.noticesChangedBase:])
+	slices.Sort(topics)
+	for i, topic := range topics {
+		if i > 0 && topics[i-1] == topic {
+			continue
+		}
+		ref, ok := s.notices[topic]
+		fn(topic, ref, ok)
+	}
+	return next, true
 }
 
 // Notices returns a copy of the retained notices by topic.
@@ -503,6 +556,7 @@ func (s *State) carryOver(old *State) {
 		if ok && or.RolloutUID == ref.RolloutUID && or.IssuedAt.Equal(ref.IssuedAt) && or.SeenAt.Before(ref.SeenAt) {
 			ref.SeenAt = or.SeenAt
 			s.notices[topic] = ref
+			s.noticeChanged(topic)
 		}
 	}
 }

@@ -108,18 +108,17 @@ func (tr *Tracker) Plan(in Input, state *fleet.State) Output {
 		st.StartTime = &t
 	}
 
-	var desired map[string]Action
 	held := false
 	if !out.WithdrawAll {
 		// Paused (by spec, a dry run or the failure policy), no device
 		// gets a new notice or a retry; those out already stay.
 		hold := ro.Spec.Paused || ro.Spec.DryRun || pol.tripped
-		desired, held = desiredNotices(&in, sel, tr, st.Waves, hold)
+		out.Actions, out.RequeueAfter, held = tr.noticeActions(&in, st.Waves, hold)
 	} else {
 		// Counted as what they are now that nothing will retry them.
 		tr.end(&in)
+		out.Actions = tr.withdrawals(in.Topics)
 	}
-	out.Actions, out.RequeueAfter = noticeActions(&in, desired, out.WithdrawAll)
 	if held && (out.RequeueAfter == 0 || out.RequeueAfter > rateLimitRetry) {
 		out.RequeueAfter = rateLimitRetry
 	}
@@ -199,8 +198,7 @@ func ended(in Input, tr *Tracker, pol policy) Output {
 		endReason = c.Reason
 	}
 	setConditions(&st, ro.Generation, pol, "", endReason)
-	out := Output{Status: st, WithdrawAll: true}
-	out.Actions, _ = noticeActions(&in, nil, true)
+	out := Output{Status: st, WithdrawAll: true, Actions: tr.withdrawals(in.Topics)}
 	return out
 }
 

@@ -45,7 +45,7 @@ func dryRun(in Input, sel *selection, tr *Tracker, pol policy) Output {
 	// A dry run that follows a real start cannot happen (it acts as a
 	// pause then), but notices of an earlier run of this object could
 	// still be out: nothing of a dry run stays on the broker.
-	out.Actions, _ = noticeActions(&in, nil, false)
+	out.Actions = tr.withdrawals(in.Topics)
 	return out
 }
 

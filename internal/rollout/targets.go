@@ -67,6 +67,11 @@ type target struct {
 	offline   bool
 	timedOut  bool
 	exhausted bool // failed its last retry
+	// Per-device notice bookkeeping (noticework.go): the work it was
+	// counted under; whether its own notice is one of its group's owned
+	// ones or a loose one; whether it is in its group's queue.
+	work                 noticeWork
+	owned, loose, queued bool
 }
 
 // deriving is what deriving a target reads about the device beyond what
@@ -78,6 +83,9 @@ type deriving struct {
 	// seconds; 0 for none. timeout is an in-progress report's deadline,
 	// which holds even for a device spec.skipDevices lists.
 	deadline, timeout int64
+	// noticeDue is when the device's own notice, if out, is to be
+	// published again (noticeDue), unix nanoseconds.
+	noticeDue int64
 }
 
 // selection is the compiled spec.selector and firmware of a rollout.
@@ -95,8 +103,10 @@ type selection struct {
 	skip            map[string]bool
 	retries         *retryRules
 	// windows are the maintenance windows; nil is always open.
-	windows   *window.Windows
-	deadlines map[int64]int64 // deviceDeadline's answers by report second
+	// windowsKey is their protocol.WindowsKey, as notices carry it.
+	windows    *window.Windows
+	windowsKey string
+	deadlines  map[int64]int64 // deviceDeadline's answers by report second
 	// reasons and noAnswer are the reasons of timed-out devices, made
 	// once.
 	reasons  map[protocol.State]string
@@ -147,6 +157,7 @@ func compile(ro *v1.FirmwareRollout) (*selection, error) {
 		s.responseTimeout = spec.ResponseTimeout.Duration
 	}
 	s.retries = compileRetries(spec.RetryPolicy)
+	s.windowsKey = protocol.WindowsKey(NoticeWindows(ro))
 	if len(spec.MaintenanceWindows) > 0 {
 		specs := make([]window.Spec, len(spec.MaintenanceWindows))
 		for i, w := range spec.MaintenanceWindows {
@@ -178,58 +189,130 @@ type groupKey struct {
 
 // noticeIndex is which devices and groups a notice of the rollout
 // reaches, built from the notices (few groups, or one per device) rather
-// than per device from topic strings.
+// than per device from topic strings, and kept as they change. It keeps
+// what plans read of each notice in 16 bytes: a million devices' notices
+// take tens of megabytes, not the hundreds full copies did.
 type noticeIndex struct {
-	byDevice map[string]fleet.NoticeRef
-	byGroup  map[groupKey]fleet.NoticeRef
-	// byTopic is every notice of the rollout indexed, so that the next
-	// plan parses only the topics that changed.
-	byTopic map[string]fleet.NoticeRef
+	// byDevice holds device notices by device ID. The IDs are parts of
+	// the state's topic strings, which the state keeps anyway.
+	byDevice map[string]seenNotice
+	byGroup  map[groupKey]seenNotice
+	// others holds by topic every notice that is not a device notice:
+	// group notices, and any that parse as neither.
+	others map[string]seenNotice
+	// windowsKey is the maintenance windows' key notices of the spec
+	// carry (seenNotice.sameWindows).
+	windowsKey string
 }
 
-func indexNotices(in *Input) noticeIndex {
-	idx := noticeIndex{byDevice: map[string]fleet.NoticeRef{}, byGroup: map[groupKey]fleet.NoticeRef{}, byTopic: map[string]fleet.NoticeRef{}}
-	idx.refresh(in, func(string) {}, func(groupKey) {})
-	return idx
+// seenNotice is what plans read of a retained notice.
+type seenNotice struct {
+	// seenAt is fleet.NoticeRef.SeenAt in unix nanoseconds, clamped to
+	// int64.
+	seenAt  int64
+	attempt int32 // from 1
+	// sameWindows is set when the notice carries the maintenance windows
+	// the spec has now; otherwise it must go out again.
+	sameWindows bool
 }
 
-// refresh brings the index up to date with in.Notices, calling device or
-// group for each notice of the rollout that came, went or changed.
-func (idx *noticeIndex) refresh(in *Input, device func(id string), group func(k groupKey)) {
+func (idx *noticeIndex) seen(ref fleet.NoticeRef) seenNotice {
+	return seenNotice{seenAt: clampedUnixNano(ref.SeenAt), attempt: int32(min(max(ref.Attempt, 1), math.MaxInt32)),
+		sameWindows: ref.Windows == idx.windowsKey}
+}
+
+// fresh reports whether n is what a publish of attempt would retain, and
+// young enough to stay: a notice carries an MQTT 5 message expiry, so it
+// goes out again, with the same bytes, well before the broker drops it.
+func (n seenNotice) fresh(attempt int, now int64) bool {
+	return int(n.attempt) == max(attempt, 1) && n.sameWindows && n.seenAt > now-int64(NoticeExpiry/2)
+}
+
+// clampedUnixNano is t in unix nanoseconds, clamped to what int64 holds.
+func clampedUnixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// indexNotices indexes the rollout's notices: state's when it follows
+// one (returning the notice log's position), in.Notices otherwise.
+func indexNotices(in *Input, sel *selection, state *fleet.State) (idx noticeIndex, cursor uint64) {
+	idx = noticeIndex{byDevice: map[string]seenNotice{}, byGroup: map[groupKey]seenNotice{}, others: map[string]seenNotice{},
+		windowsKey: sel.windowsKey}
 	uid := string(in.Rollout.UID)
-	apply := func(topic string, ref fleet.NoticeRef, gone bool) {
-		if id, kind, err := in.Topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
-			if gone {
-				delete(idx.byDevice, id)
-			} else {
-				idx.byDevice[id] = ref
-			}
-			device(id)
-		} else if model, cohort, isGroup, err := in.Topics.ParseGroupNoticeTopic(topic); isGroup && err == nil {
-			k := groupKey{model, cohort}
-			if gone {
-				delete(idx.byGroup, k)
-			} else {
-				idx.byGroup[k] = ref
-			}
-			group(k)
+	add := func(topic string, ref fleet.NoticeRef) {
+		if ref.RolloutUID == uid {
+			idx.set(in.Topics, topic, idx.seen(ref), true, func(string) {}, func(groupKey) {})
 		}
 	}
-	for topic, ref := range idx.byTopic {
-		if n, ok := in.Notices[topic]; !ok || n.RolloutUID != uid {
-			delete(idx.byTopic, topic)
-			apply(topic, ref, true)
+	if state == nil {
+		for topic, ref := range in.Notices {
+			add(topic, ref)
 		}
+		return idx, 0
 	}
-	for topic, ref := range in.Notices {
-		if ref.RolloutUID != uid {
-			continue
+	return idx, state.EachNotice(add)
+}
+
+// lookup returns the indexed notice at topic.
+func (idx *noticeIndex) lookup(topics protocol.Topics, topic string) (seenNotice, bool) {
+	if id, kind, err := topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
+		n, ok := idx.byDevice[id]
+		return n, ok
+	}
+	n, ok := idx.others[topic]
+	return n, ok
+}
+
+// catchUp brings the index up to date with the notices state logged as
+// changed since cursor, calling device or group for each notice of the
+// rollout that came, went or changed. ok is false when the log no longer
+// reaches back to cursor.
+func (idx *noticeIndex) catchUp(in *Input, state *fleet.State, cursor uint64, device func(id string), group func(k groupKey)) (next uint64, ok bool) {
+	uid := string(in.Rollout.UID)
+	return state.CatchNotices(cursor, func(topic string, ref fleet.NoticeRef, present bool) {
+		old, had := idx.lookup(in.Topics, topic)
+		switch ours := present && ref.RolloutUID == uid; {
+		case ours:
+			if n := idx.seen(ref); !had || n != old {
+				idx.set(in.Topics, topic, n, true, device, group)
+			}
+		case had:
+			idx.set(in.Topics, topic, old, false, device, group)
 		}
-		if old, ok := idx.byTopic[topic]; ok && old == ref {
-			continue
+	})
+}
+
+// set records that the rollout's notice at topic is n (present), or is
+// gone, and calls device or group for what it reaches.
+func (idx *noticeIndex) set(topics protocol.Topics, topic string, n seenNotice, present bool, device func(id string), group func(k groupKey)) {
+	if id, kind, err := topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
+		if present {
+			idx.byDevice[id] = n
+		} else {
+			delete(idx.byDevice, id)
 		}
-		idx.byTopic[topic] = ref
-		apply(topic, ref, false)
+		device(id)
+		return
+	}
+	if present {
+		idx.others[topic] = n
+	} else {
+		delete(idx.others, topic)
+	}
+	if model, cohort, isGroup, err := topics.ParseGroupNoticeTopic(topic); isGroup && err == nil {
+		k := groupKey{model, cohort}
+		if present {
+			idx.byGroup[k] = n
+		} else {
+			delete(idx.byGroup, k)
+		}
+		group(k)
 	}
 }
 
@@ -368,11 +451,14 @@ func targetBefore(a, b *target) bool {
 // devices cannot answer and get no deadline.
 func (sel *selection) reach(in *Input, idx *noticeIndex, t *target, x *deriving) {
 	ref, own := idx.byDevice[t.id]
+	if own {
+		x.noticeDue = ref.due()
+	}
 	// A device's attempt is at most the highest one offered to it: a
 	// report claiming more is not believed.
 	offered := int16(1)
 	if own {
-		offered = int16(min(max(ref.Attempt, 1), math.MaxInt16))
+		offered = int16(min(ref.attempt, math.MaxInt16))
 	}
 	t.attempt = min(t.attempt, offered)
 	lift := t.progress == waiting || t.progress == failed || t.progress == rejected || t.progress == canceled
@@ -397,7 +483,7 @@ func (sel *selection) reach(in *Input, idx *noticeIndex, t *target, x *deriving)
 	if !x.online {
 		return
 	}
-	from := max(ref.SeenAt.Unix(), x.presenceSince)
+	from := max(ref.seenAt/int64(time.Second), x.presenceSince)
 	x.deadline = addSeconds(from, sel.responseTimeout)
 	if in.Now.Unix() >= x.deadline {
 		t.progress, t.timedOut, t.reportedAt = failed, true, x.deadline
@@ -432,6 +518,9 @@ func wakeOf(in *Input, t *target, x *deriving) int64 {
 		seconds(t.retryAt)
 	}
 	seconds(x.timeout)
+	if x.noticeDue > 0 {
+		consider(x.noticeDue) // its notice work changes
+	}
 	if !x.online && !t.offline && x.presenceSince < maxWakeSeconds-int64(in.OfflineGrace/time.Second)-1 {
 		// Online until the grace ends: offline from then on.
 		consider(x.presenceSince*int64(time.Second) + int64(in.OfflineGrace))

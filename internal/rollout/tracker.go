@@ -26,16 +26,22 @@ import (
 // a device joins or leaves the target set (a count wave's devices depend
 // on every target's rank).
 //
-// What a plan still walks: with per-device notices (a label selector,
-// Snapshot targeting) the notices of every started device, and the
-// failed devices for the failure sample.
+// Notices are followed the same way: the state logs the notice topics
+// that change, and the tracker keeps, per group, the counts of what its
+// started devices ask of per-device notices, and its first-notice
+// candidates queued in ID order (noticework.go). What a plan still walks:
+// the groups, the devices on the retry path, the failed devices for the
+// failure sample, and a group's members when one of its own notices is
+// due again (a notice cleared by someone else, or two weeks old).
 //
 // A Tracker is not safe for concurrent use; the controller keeps one per
 // rollout and plans each rollout on one goroutine at a time.
 type Tracker struct {
-	state  *fleet.State // followed; nil for a plan from scratch
-	cursor uint64       // state's change log position last read
-	key    trackerKey
+	state *fleet.State // followed; nil for a plan from scratch
+	// cursor and noticeCursor are the positions last read in state's
+	// change logs of devices and of notices.
+	cursor, noticeCursor uint64
+	key                  trackerKey
 	// superseded and snapshot are the key's parts that do not compare
 	// with ==.
 	superseded map[string]bool
@@ -59,6 +65,11 @@ type Tracker struct {
 	// bad holds the slots of failed and rejected targets, for the
 	// failure sample; retries those with a retry notice due or out.
 	bad, retries map[int32]struct{}
+	// started is which waves had started when the targets' notice work
+	// was classified (noticework.go); loose holds the devices whose own
+	// notice of the rollout no per-device rule keeps: withdrawals due.
+	started []bool
+	loose   map[string]struct{}
 
 	// walks counts the times it derived every target, for tests.
 	walks int
@@ -83,6 +94,12 @@ type group struct {
 	// the last wave.
 	byWave  []int32
 	waiting int32
+	// Notice work of its members in started waves (noticework.go):
+	// first-notice candidates, renewals due, and members whose own
+	// first notice is out; queue is the candidates in ID order, built
+	// when first needed.
+	firstNotices, renewals, owned int32
+	queue                         []queued
 }
 
 // follow brings the tracker up to date with in (and state, the fleet the
@@ -120,13 +137,23 @@ func (tr *Tracker) rebuild(in *Input, state *fleet.State, key trackerKey) error 
 	if ro.Spec.Targeting == v1.TargetingSnapshot {
 		sel.snapshot = in.Snapshot
 	}
+	// The waves started before stay started: classified under them, the
+	// targets need no second walk when the next plan finds them so.
+	started := tr.started
+	if len(started) != len(ro.Spec.Strategy.Waves) {
+		started = nil
+	}
 	*tr = Tracker{state: state, key: key, superseded: maps.Clone(in.SupersededModels), snapshot: in.Snapshot,
-		now: in.Now.UnixNano(), sel: sel, byRank: countWaves(ro.Spec.Strategy.Waves), walks: tr.walks + 1}
+		now: in.Now.UnixNano(), sel: sel, byRank: countWaves(ro.Spec.Strategy.Waves), walks: tr.walks + 1, started: started}
 	if state != nil {
 		// Taken before the walk: what changes during it is read again.
 		tr.cursor = state.Cursor()
 	}
-	tr.notices = indexNotices(in)
+	tr.notices, tr.noticeCursor = indexNotices(in, sel, state)
+	tr.loose = make(map[string]struct{}, len(tr.notices.byDevice))
+	for id := range tr.notices.byDevice {
+		tr.loose[id] = struct{}{} // until a target says otherwise
+	}
 	targets := make([]target, 0, in.SizeHint)
 	in.Devices(string(ro.UID), func(d *fleet.Device, rep *fleet.Report) {
 		if t, ok := sel.derive(in, &tr.notices, d, rep, key.ending); ok {
@@ -167,13 +194,26 @@ func (tr *Tracker) update(in *Input) bool {
 	// notice reaches the group's members.
 	var slots []int32
 	var ids []string
-	tr.notices.refresh(in, func(id string) { ids = append(ids, id) }, func(k groupKey) {
+	noticeCursor, ok := tr.notices.catchUp(in, tr.state, tr.noticeCursor, func(id string) {
+		ids = append(ids, id)
+		// Loose unless a target says otherwise: deriving the device's
+		// target again below decides.
+		if _, own := tr.notices.byDevice[id]; own {
+			tr.loose[id] = struct{}{}
+		} else {
+			delete(tr.loose, id)
+		}
+	}, func(k groupKey) {
 		if g := tr.groups[k]; g != nil {
 			for _, i := range g.members {
 				slots = append(slots, tr.targets[i].slot)
 			}
 		}
 	})
+	if !ok {
+		return false // more than half the notices changed
+	}
+	tr.noticeCursor = noticeCursor
 	// Targets whose time came.
 	now := in.Now.UnixNano()
 	for len(tr.wakes) > 0 && tr.wakes[0].at <= now {
@@ -224,7 +264,7 @@ func (tr *Tracker) set(in *Input, slot int32, d *fleet.Device, rep *fleet.Report
 			*old = t
 			tr.join(old, i)
 		} else {
-			t.gpos = old.gpos
+			t.gpos, t.queued = old.gpos, old.queued
 			*old = t
 		}
 		tr.count(old, 1)
@@ -263,6 +303,9 @@ func (tr *Tracker) remove(slot int32) {
 	i := tr.pos[slot] - 1
 	t := &tr.targets[i]
 	tr.count(t, -1)
+	if _, own := tr.notices.byDevice[t.id]; own {
+		tr.loose[t.id] = struct{}{} // no target keeps it now
+	}
 	tr.leave(t, i)
 	tr.pos[slot] = 0
 	last := int32(len(tr.targets) - 1)
@@ -309,6 +352,7 @@ func (tr *Tracker) leave(t *target, i int32) {
 // exist.
 func (tr *Tracker) count(t *target, n int32) {
 	tr.tally.add(t, n)
+	tr.classify(t, n)
 	g := tr.groups[groupKey{t.model, int(t.cohort)}]
 	g.byWave[min(int(t.wave), len(g.byWave)-1)] += n
 	if t.progress == waiting {

@@ -2,7 +2,9 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,8 +88,19 @@ func newHistory(t *testing.T, seed uint64) *history {
 	}
 	h := &history{t: t, rng: rand.New(rand.NewPCG(seed, 7)), topics: topics, state: fleet.NewState(fleet.Limits{}), now: t0,
 		grace: time.Minute, superseded: map[string]bool{}, retained: map[string][]byte{}}
-	for i := range 40 {
-		h.ids = append(h.ids, fmt.Sprintf("dev-%02d", i))
+	if seed%2 == 0 {
+		for i := range 40 {
+			h.ids = append(h.ids, fmt.Sprintf("dev-%02d", i))
+		}
+	} else {
+		// Crowded groups: six cohorts, two in each percent wave, so
+		// that devices share group notices and queues.
+		crowded := map[int]bool{5: true, 15: true, 30: true, 50: true, 70: true, 90: true}
+		for i := 0; len(h.ids) < 40; i++ {
+			if id := fmt.Sprintf("dev-%d", i); crowded[protocol.Cohort(id)] {
+				h.ids = append(h.ids, id)
+			}
+		}
 	}
 	h.ro = h.randomRollout()
 	for _, id := range h.ids {
@@ -318,6 +331,10 @@ func (h *history) step() {
 		// The operator's clock steps back (an NTP correction): the
 		// tracker's deadlines were reckoned from a later now.
 		h.now = h.now.Add(-time.Duration(r.IntN(300)) * time.Second)
+	case k < 98:
+		// A notice of ours no plan asked for: an earlier process's
+		// publish, retained while the device was not a target.
+		h.apply(h.topics.DeviceNotice(id), h.notice(1+r.IntN(3)))
 	}
 }
 
@@ -347,12 +364,27 @@ func (h *history) plan(step int) bool {
 	if d := cmp.Diff(want, got, ignore); d != "" {
 		h.t.Fatalf("step %d: the tracker decided differently from Plan (-Plan +Tracker):\n%s", step, d)
 	}
+	// Both planned their notices from counts and queues; the rules
+	// walked device by device must agree.
+	if walked, held, ok := walkedActions(ptr.To(in()), &h.tr, got); ok {
+		if d := cmp.Diff(walked, got.Actions, cmpopts.EquateEmpty()); d != "" {
+			h.t.Fatalf("step %d: the notices differ from the rules walked device by device (-walked +planned):\n%s", step, d)
+		}
+		if held && (got.RequeueAfter <= 0 || got.RequeueAfter > rateLimitRetry) {
+			h.t.Fatalf("step %d: a rate held notices back, and the plan comes back in %s", step, got.RequeueAfter)
+		}
+	}
 	// A succeeded rollout's plan reads nothing: the tracker catches up
 	// when it is asked again (canceled).
 	var fresh Tracker
 	if followed := h.tr.now == h.now.UnixNano() && h.tr.sel != nil; followed && fresh.follow(ptr.To(in()), nil, h.tr.key.ending) == nil {
+		// Classified for the same started waves, as its next plan would.
+		fresh.reclassify(h.tr.started)
 		if d := cmp.Diff(targetsByID(&fresh), targetsByID(&h.tr), cmp.AllowUnexported(target{})); d != "" {
 			h.t.Fatalf("step %d: the tracker's targets differ from a fresh walk's (-fresh +tracker):\n%s", step, d)
+		}
+		if d := cmp.Diff(noticeWorkOf(&fresh), noticeWorkOf(&h.tr)); d != "" {
+			h.t.Fatalf("step %d: the tracker's notice work differs from a fresh walk's (-fresh +tracker):\n%s", step, d)
 		}
 	}
 	if want.Status.Phase == v1.PhaseSucceeded {
@@ -365,14 +397,7 @@ func (h *history) plan(step int) bool {
 	for _, a := range want.Actions {
 		var payload []byte
 		if !a.Withdraw {
-			n := protocol.Notice{Action: protocol.ActionUpdate, Rollout: protocol.RolloutRef{Namespace: "ns", Name: "r", UID: uid},
-				TargetVersion: "2.0.0", Models: h.ro.Spec.Firmware.Models, SHA256: sha, Size: 1,
-				IssuedAt: t0, Attempt: a.Attempt, MaintenanceWindows: NoticeWindows(h.ro),
-				Artifacts: []protocol.Artifact{{URL: "https://example.com/fw.bin"}}}
-			var err error
-			if payload, err = protocol.MarshalNotice(&n); err != nil {
-				h.t.Fatal(err)
-			}
+			payload = h.notice(a.Attempt)
 		}
 		h.state.Published(h.topics, a.Topic, payload, h.now)
 		h.retain(a.Topic, payload)
@@ -380,13 +405,40 @@ func (h *history) plan(step int) bool {
 	return incremental
 }
 
+// notice is the rollout's notice of an attempt.
+func (h *history) notice(attempt int) []byte {
+	n := protocol.Notice{Action: protocol.ActionUpdate, Rollout: protocol.RolloutRef{Namespace: "ns", Name: "r", UID: uid},
+		TargetVersion: "2.0.0", Models: h.ro.Spec.Firmware.Models, SHA256: sha, Size: 1,
+		IssuedAt: t0, Attempt: attempt, MaintenanceWindows: NoticeWindows(h.ro),
+		Artifacts: []protocol.Artifact{{URL: "https://example.com/fw.bin"}}}
+	payload, err := protocol.MarshalNotice(&n)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return payload
+}
+
 // targetsByID is a tracker's targets keyed by device, without the
-// fields that depend on the order they were found in.
+// fields that depend on the order they were found in or on the queues
+// built so far.
 func targetsByID(tr *Tracker) map[string]target {
 	out := make(map[string]target, len(tr.targets))
 	for _, t := range tr.targets {
-		t.gpos, t.slot = 0, 0
+		t.gpos, t.slot, t.queued = 0, 0, false
 		out[t.id] = t
+	}
+	return out
+}
+
+// noticeWorkOf is a tracker's notice work counts by group, and its loose
+// notices.
+func noticeWorkOf(tr *Tracker) map[string][3]int32 {
+	out := map[string][3]int32{}
+	for k, g := range tr.groups {
+		out[fmt.Sprint(k)] = [3]int32{g.firstNotices, g.renewals, g.owned}
+	}
+	for id := range tr.loose {
+		out["loose "+id] = [3]int32{}
 	}
 	return out
 }
@@ -505,4 +557,136 @@ func announce(t *testing.T, state *fleet.State, topics protocol.Topics, id strin
 	if res := state.Apply(topics, topics.Inventory(id), b, t0); res.Malformed {
 		t.Error(res.Err)
 	}
+}
+
+// walkedActions is what out, planned from in by tr, must publish and
+// withdraw by desiredNotices, the rules walked device by device, diffed
+// against the broker's notices: the reference for Tracker.noticeActions.
+// held reports that the device rate kept a device waiting or the
+// publish budget cut the list short; ok is false
+// for a plan that does not reach its notices (a final status, a snapshot
+// being taken).
+func walkedActions(in *Input, tr *Tracker, out Output) (actions []Action, held, ok bool) {
+	ro, prev := in.Rollout, &in.Rollout.Status
+	switch {
+	case tr.sel == nil, prev.Phase == v1.PhaseSucceeded && !ro.Spec.Canceled, out.TakeSnapshot != nil:
+		return nil, false, false
+	case prev.Phase == v1.PhaseAborted || prev.Phase == v1.PhaseCanceled, out.WithdrawAll,
+		ro.Spec.DryRun && !started(prev) && !ro.Spec.Canceled:
+		actions, _ = diffNotices(in, nil)
+		return actions, false, true
+	}
+	hold := ro.Spec.Paused || ro.Spec.DryRun || evaluatePolicy(ro.Spec.FailurePolicy, &tr.tally).tripped
+	desired, held := desiredNotices(in, tr.sel, tr, out.Status.Waves, hold)
+	actions, retry := diffNotices(in, desired)
+	// Either way the plan must come back within the rate limit's retry.
+	return actions, held || retry > 0, true
+}
+
+// diffNotices diffs desired notices against the broker's retained ones,
+// within the publish budget, and returns a retry delay when the budget
+// cut the list short.
+func diffNotices(in *Input, desired map[string]Action) ([]Action, time.Duration) {
+	uid := string(in.Rollout.UID)
+	topics := slices.Sorted(maps.Keys(desired))
+	var actions []Action
+	budget := in.NoticeBudget
+	var retry time.Duration
+	windows := protocol.WindowsKey(NoticeWindows(in.Rollout))
+	for _, topic := range topics {
+		if n, ok := in.Notices[topic]; ok && n.RolloutUID == uid && max(n.Attempt, 1) == max(desired[topic].Attempt, 1) &&
+			n.Windows == windows && in.Now.Sub(n.SeenAt) < NoticeExpiry/2 {
+			continue
+		}
+		if budget == 0 {
+			retry = rateLimitRetry
+			break
+		}
+		budget--
+		actions = append(actions, desired[topic])
+	}
+	var ours []string
+	for topic, n := range in.Notices {
+		if _, want := desired[topic]; n.RolloutUID == uid && !want {
+			ours = append(ours, topic)
+		}
+	}
+	slices.Sort(ours)
+	for _, topic := range ours {
+		actions = append(actions, Action{Topic: topic, Withdraw: true})
+	}
+	return actions, retry
+}
+
+// TestFirstNoticesGoInIDOrder: under per-device notices and a device rate
+// of one, each plan sends the next first notice to the waiting device
+// with the lowest ID, also when that device joined after the order was
+// first worked out (the tracker keeps a group's candidates queued).
+func TestFirstNoticesGoInIDOrder(t *testing.T) {
+	topics, _ := protocol.NewTopics("root")
+	state := fleet.NewState(fleet.Limits{})
+	var ids []string // one cohort, so one group: one queue
+	for i := 0; len(ids) < 8; i++ {
+		if id := fmt.Sprintf("q%03d", i); protocol.Cohort(id) == 7 {
+			ids = append(ids, id)
+		}
+	}
+	join := func(id string) {
+		b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m",
+			HardwareRevision: "r", FirmwareVersion: "1.0.0", Labels: map[string]string{"site": "a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := state.Apply(topics, topics.Inventory(id), b, t0); res.Malformed {
+			t.Fatal(res.Err)
+		}
+		state.Apply(topics, topics.Presence(id), []byte(`{"v":1,"state":"online"}`), t0)
+	}
+	// The lowest IDs join later, one after another.
+	late := []string{ids[1], ids[0], ids[4]}
+	for _, id := range ids {
+		if !slices.Contains(late, id) {
+			join(id)
+		}
+	}
+	ro := testRollout(percent(100))
+	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "a"}}}
+	var tr Tracker
+	served := map[string]bool{}
+	for plan := range len(ids) {
+		if plan < len(late) {
+			join(late[plan])
+		}
+		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics,
+			Now: t0.Add(time.Duration(plan) * time.Second), OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: 1}
+		out := tr.Plan(in, state)
+		want := ""
+		state.Each(func(d *fleet.Device) {
+			if !served[d.ID] && (want == "" || d.ID < want) {
+				want = d.ID
+			}
+		})
+		if len(out.Actions) != 1 || out.Actions[0].Device != want || out.Actions[0].Devices != 1 {
+			t.Fatalf("plan %d: actions %+v, want one first notice for %s (%s)", plan, out.Actions, want, out.Status.Message)
+		}
+		if walked, _, _ := walkedActions(&in, &tr, out); !slices.Equal(walked, out.Actions) {
+			t.Fatalf("plan %d: walked device by device the rules say %+v, the plan %+v", plan, walked, out.Actions)
+		}
+		served[want] = true
+		state.Published(topics, out.Actions[0].Topic, testNotice(t, 1), in.Now)
+		ro.Status = out.Status
+	}
+}
+
+// testNotice is the rollout's notice of an attempt.
+func testNotice(t *testing.T, attempt int) []byte {
+	t.Helper()
+	n := protocol.Notice{Action: protocol.ActionUpdate, Rollout: protocol.RolloutRef{Namespace: "ns", Name: "r", UID: uid},
+		TargetVersion: "2.0.0", Models: []string{"m"}, SHA256: sha, Size: 1, IssuedAt: t0, Attempt: attempt,
+		Artifacts: []protocol.Artifact{{URL: "https://example.com/fw.bin"}}}
+	b, err := protocol.MarshalNotice(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

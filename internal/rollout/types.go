@@ -16,7 +16,9 @@ type Input struct {
 	// the rollout with the given UID (nil when it made none); the callback
 	// must not keep either pointer. fleet.State.EachReport fits.
 	Devices func(uid string, fn func(*fleet.Device, *fleet.Report))
-	// Notices are the retained notices on the broker, by topic.
+	// Notices are the retained notices on the broker, by topic, for a
+	// plan from scratch. A Tracker that follows a fleet.State reads them
+	// from the state, as they change.
 	Notices map[string]fleet.NoticeRef
 	Topics  protocol.Topics
 	Now     time.Time
