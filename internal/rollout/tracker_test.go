@@ -484,6 +484,58 @@ func TestTrackerFollowsTheChangeLog(t *testing.T) {
 	}
 }
 
+// TestTrackerFollowsTheNoticeLog: a tracker reads the notices that
+// changed from the state's notice log, and reads them all again (a walk)
+// once the log no longer reaches back.
+func TestTrackerFollowsTheNoticeLog(t *testing.T) {
+	topics, _ := protocol.NewTopics("root")
+	state := fleet.NewState(fleet.Limits{})
+	for i := range 20 {
+		announce(t, state, topics, fmt.Sprintf("d%02d", i))
+		state.Apply(topics, topics.Presence(fmt.Sprintf("d%02d", i)), []byte(`{"v":1,"state":"online"}`), t0)
+	}
+	ro := testRollout(percent(100))
+	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "retired", Operator: metav1.LabelSelectorOpDoesNotExist}}}}
+	var tr Tracker
+	plan := func() Output {
+		t.Helper()
+		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: t0,
+			OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: -1}
+		out := tr.Plan(in, state)
+		if want := Plan(in); !cmp.Equal(want.Actions, out.Actions, cmpopts.EquateEmpty()) {
+			t.Fatalf("the tracker's actions %+v, from scratch %+v", out.Actions, want.Actions)
+		}
+		for _, a := range out.Actions {
+			state.Published(topics, a.Topic, testNotice(t, a.Attempt), t0)
+		}
+		ro.Status = out.Status
+		return out
+	}
+	if out := plan(); len(out.Actions) != 20 {
+		t.Fatalf("first plan: %d actions, want 20 first notices", len(out.Actions))
+	}
+	// Someone clears two notices: the next plan reads just that.
+	state.Apply(topics, topics.DeviceNotice("d03"), nil, t0)
+	state.Apply(topics, topics.DeviceNotice("d07"), nil, t0)
+	walks := tr.walks
+	if out := plan(); len(out.Actions) != 2 || tr.walks != walks {
+		t.Fatalf("after two notices went: %d actions, %d walks; want 2 publishes and no walk", len(out.Actions), tr.walks-walks)
+	}
+	// More notice changes than the log keeps, ending with every notice
+	// gone: the tracker must read them all again, and publish all again.
+	for i := range 3 << 12 {
+		id := fmt.Sprintf("d%02d", i%20)
+		state.Apply(topics, topics.DeviceNotice(id), testNotice(t, 1+(i/20)%2), t0)
+	}
+	for i := range 20 {
+		state.Apply(topics, topics.DeviceNotice(fmt.Sprintf("d%02d", i)), nil, t0)
+	}
+	if out := plan(); len(out.Actions) != 20 || tr.walks != walks+1 {
+		t.Fatalf("after the log was trimmed: %d actions, %d walks; want 20 publishes after one walk", len(out.Actions), tr.walks-walks)
+	}
+}
+
 var sha = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // TestTrackerUnderConcurrentSlotMoves: the session applies messages while
