@@ -183,8 +183,8 @@ func (s *State) applyNotice(topic string, payload []byte, now time.Time) Result 
 		// Cancel notices are not retained; nothing to track.
 		return Result{}
 	}
-	ref := NoticeRef{RolloutUID: n.Rollout.UID, IssuedAt: n.IssuedAt, SeenAt: now, Attempt: n.EffectiveAttempt(),
-		Windows: protocol.WindowsKey(n.MaintenanceWindows)}
+	ref := NoticeRef{RolloutUID: s.intern(n.Rollout.UID), IssuedAt: n.IssuedAt, SeenAt: now, Attempt: n.EffectiveAttempt(),
+		Windows: s.intern(protocol.WindowsKey(n.MaintenanceWindows))}
 	if old, had := s.notices[topic]; had && old.RolloutUID == ref.RolloutUID && old.IssuedAt.Equal(ref.IssuedAt) &&
 		old.Attempt == ref.Attempt && old.Windows == ref.Windows {
 		// The broker echoing our own publish back, or a replay.

@@ -248,6 +248,10 @@ func (s *State) device(id string) *Device {
 			s.overLimit++
 			return nil
 		}
+		// The ID is a part of the topic the device was first heard on:
+		// a copy of its own keeps the map and the record from holding
+		// that whole topic for the device's life (30 bytes a device).
+		id = strings.Clone(id)
 		d = &Device{ID: id, Cohort: uint8(protocol.Cohort(id))}
 		if n := len(s.free); n > 0 {
 			d.Slot, s.free = s.free[n-1], s.free[:n-1]

@@ -114,10 +114,7 @@ func startedWaves(waves []v1.WaveStatus) []bool {
 // anyway.
 func (tr *Tracker) reclassify(started []bool) {
 	tr.started = started
-	tr.loose = make(map[string]struct{}, len(tr.notices.byDevice))
-	for id := range tr.notices.byDevice {
-		tr.loose[id] = struct{}{} // until a target says otherwise
-	}
+	tr.startLoose()
 	for _, g := range tr.groups {
 		g.firstNotices, g.renewals, g.owned, g.queue = 0, 0, 0, nil
 	}
@@ -125,6 +122,29 @@ func (tr *Tracker) reclassify(started []bool) {
 		t := &tr.targets[i]
 		t.queued = false
 		tr.classify(t, 1)
+	}
+	tr.trimLoose()
+}
+
+// startLoose takes every device notice for loose, until the targets,
+// classified next, say otherwise (trimLoose then).
+func (tr *Tracker) startLoose() {
+	tr.loose = make(map[string]struct{}, len(tr.notices.byDevice))
+	for id := range tr.notices.byDevice {
+		tr.loose[id] = struct{}{}
+	}
+}
+
+// trimLoose gives back the room startLoose made for the loose notices:
+// usually few are left of a million.
+func (tr *Tracker) trimLoose() {
+	if len(tr.loose) < len(tr.notices.byDevice)/4 {
+		// Copied key by key: a map's clone keeps its size.
+		small := make(map[string]struct{}, len(tr.loose))
+		for id := range tr.loose {
+			small[id] = struct{}{}
+		}
+		tr.loose = small
 	}
 }
 

@@ -150,10 +150,7 @@ func (tr *Tracker) rebuild(in *Input, state *fleet.State, key trackerKey) error 
 		tr.cursor = state.Cursor()
 	}
 	tr.notices, tr.noticeCursor = indexNotices(in, sel, state)
-	tr.loose = make(map[string]struct{}, len(tr.notices.byDevice))
-	for id := range tr.notices.byDevice {
-		tr.loose[id] = struct{}{} // until a target says otherwise
-	}
+	tr.startLoose()
 	targets := make([]target, 0, in.SizeHint)
 	in.Devices(string(ro.UID), func(d *fleet.Device, rep *fleet.Report) {
 		if t, ok := sel.derive(in, &tr.notices, d, rep, key.ending); ok {
@@ -181,6 +178,7 @@ func (tr *Tracker) rebuild(in *Input, state *fleet.State, key trackerKey) error 
 		}
 	}
 	heap.Init(&tr.wakes)
+	tr.trimLoose()
 	return nil
 }
 
