@@ -184,7 +184,9 @@ func BenchmarkTrackerPerDevice1M(b *testing.B) {
 		OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: -1, SizeHint: n}
 	stateBytes := liveHeap() - before
 	var tr Tracker
+	first := time.Now()
 	tr.Plan(in, state)
+	b.ReportMetric(time.Since(first).Seconds(), "first-plan-s")
 	trackerBytes := liveHeap() - before - stateBytes
 	accepted := []byte(fmt.Sprintf(`{"v":1,"rolloutUID":%q,"rollout":"ns/r","targetVersion":"2.0.0","state":"accepted"}`, uid))
 	i := 0

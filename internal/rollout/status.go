@@ -2,7 +2,7 @@ package rollout
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -30,18 +30,28 @@ const maxFailureSample = 10
 
 // failureSample is the most recent failed and rejecting devices.
 func (tr *Tracker) failureSample() []v1.DeviceFailure {
-	bad := make([]*target, 0, len(tr.bad))
-	for slot := range tr.bad {
-		bad = append(bad, tr.at(slot))
-	}
-	sort.Slice(bad, func(i, j int) bool {
-		if bad[i].reportedAt != bad[j].reportedAt {
-			return bad[i].reportedAt > bad[j].reportedAt
+	// The newest few of what may be a wave of failures: kept in order as
+	// they are found, not sorted all.
+	newer := func(a, b *target) bool {
+		if a.reportedAt != b.reportedAt {
+			return a.reportedAt > b.reportedAt
 		}
-		return bad[i].id < bad[j].id
-	})
-	if len(bad) > maxFailureSample {
-		bad = bad[:maxFailureSample]
+		return a.id < b.id
+	}
+	bad := make([]*target, 0, maxFailureSample+1)
+	for slot := range tr.bad {
+		t := tr.at(slot)
+		if len(bad) == maxFailureSample && !newer(t, bad[len(bad)-1]) {
+			continue
+		}
+		i := len(bad)
+		for i > 0 && newer(t, bad[i-1]) {
+			i--
+		}
+		bad = slices.Insert(bad, i, t)
+		if len(bad) > maxFailureSample {
+			bad = bad[:maxFailureSample]
+		}
 	}
 	var out []v1.DeviceFailure
 	for _, t := range bad {
