@@ -96,6 +96,29 @@ func (s *stranger) received() []*mqtt.Message {
 	return slices.Clone(s.notices)
 }
 
+// awaitPayload waits until the device got n notices (nonEmpty) or n
+// withdrawals (empty payloads).
+func (s *stranger) awaitPayload(timeout time.Duration, n int, nonEmpty bool) {
+	s.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		got := 0
+		for _, m := range s.received() {
+			if (len(m.Payload) > 0) == nonEmpty {
+				got++
+			}
+		}
+		if got >= n {
+			return
+		}
+		select {
+		case <-s.arrived:
+		case <-deadline:
+			s.t.Fatalf("device %s: %d of %d messages (notices: %v) within %v", s.id, got, n, nonEmpty, timeout)
+		}
+	}
+}
+
 // awaitNotice waits for a notice of any kind to arrive.
 func (s *stranger) awaitNotice(timeout time.Duration) {
 	s.t.Helper()
@@ -144,6 +167,54 @@ func TestLabelSelectorNeverReachesOtherDevices(t *testing.T) {
 		if len(m.Payload) > 0 {
 			t.Fatalf("a device the selector excludes received %s: %s", m.Topic, m.Payload)
 		}
+	}
+}
+
+// TestPerDeviceNoticesFollowTheBroker: under a label selector each
+// targeted device has its own retained notice. Someone clears one while
+// the device works on it: the operator publishes it again (a device that
+// reboots mid-install finds it there). Someone copies
+// one onto a device the selector excludes: the operator withdraws it.
+func TestPerDeviceNoticesFollowTheBroker(t *testing.T) {
+	ns := newNamespace(t)
+	root := "plant/" + ns
+	startManager(t)
+	beta := []*stranger{newStranger(t, root, "b1", `"ring":"beta"`), newStranger(t, root, "b2", `"ring":"beta"`)}
+	ga := newStranger(t, root, "g1", `"ring":"ga"`)
+	createFleet(t, ns, "fleet", root)
+	ro := rollout(ns, "r", "fleet", pct(100))
+	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"ring": "beta"}}}
+	// The devices never answer: their notices must stay out.
+	ro.Spec.ResponseTimeout = &metav1.Duration{Duration: time.Hour}
+	if err := k8s.Create(context.Background(), ro); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range beta {
+		d.awaitPayload(30*time.Second, 1, true)
+	}
+	notice := beta[0].received()[0].Payload
+
+	// b1 is at work on it when its notice goes; b2 has not answered.
+	cur := getRollout(t, ns, "r")
+	beta[0].report(string(cur.UID), ns+"/r", "accepted", time.Now())
+	eventually(t, 30*time.Second, "b1 in progress", func() (bool, string) {
+		tot := getRollout(t, ns, "r").Status.Totals
+		return tot.InProgress == 1, fmt.Sprintf("totals %+v", tot)
+	})
+	beta[0].publish(root+"/devices/b1/notice", "")
+	beta[0].awaitPayload(10*time.Second, 1, false) // the clearing itself
+	beta[0].awaitPayload(30*time.Second, 2, true)
+
+	ga.publish(root+"/devices/g1/notice", string(notice))
+	ga.awaitPayload(10*time.Second, 1, true) // the copy itself
+	ga.awaitPayload(30*time.Second, 1, false)
+	eventually(t, 30*time.Second, "b1 at work and b2 notified", func() (bool, string) {
+		tot := getRollout(t, ns, "r").Status.Totals
+		return tot.Targeted == 2 && tot.InProgress == 1 && tot.Notified == 1, fmt.Sprintf("totals %+v", tot)
+	})
+	// Nothing else reached the excluded device.
+	if got := len(ga.received()); got != 2 {
+		t.Fatalf("the excluded device got %d messages, want the copy and its withdrawal", got)
 	}
 }
 
