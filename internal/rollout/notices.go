@@ -292,7 +292,7 @@ func (tr *Tracker) noticeActions(in *Input, waves []v1.WaveStatus, hold bool) (a
 			continue
 		}
 		for _, q := range tr.firstNoticeQueue(g) {
-			t := tr.candidate(q)
+			t := tr.candidate(g, q)
 			if t == nil {
 				continue
 			}

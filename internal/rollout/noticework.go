@@ -154,11 +154,17 @@ type queued struct {
 	slot int32
 }
 
-// enqueue puts t in its group's queue, in ID order.
+// enqueue puts t in its group's queue, in ID order, unless an entry of
+// its from before it left the group is still there.
 func (g *group) enqueue(t *target) {
 	i := sort.Search(len(g.queue), func(i int) bool { return g.queue[i].id >= t.id })
-	g.queue = slices.Insert(g.queue, i, queued{t.id, t.slot})
 	t.queued = true
+	for j := i; j < len(g.queue) && g.queue[j].id == t.id; j++ {
+		if g.queue[j].slot == t.slot {
+			return
+		}
+	}
+	g.queue = slices.Insert(g.queue, i, queued{t.id, t.slot})
 }
 
 // firstNoticeQueue returns g's first-notice candidates in ID order,
@@ -179,10 +185,11 @@ func (tr *Tracker) firstNoticeQueue(g *group) []queued {
 	return g.queue
 }
 
-// candidate returns the target q names if it still waits for its first
-// notice, nil otherwise.
-func (tr *Tracker) candidate(q queued) *target {
-	if t := tr.at(q.slot); t != nil && t.id == q.id && t.queued && t.work == firstNotice {
+// candidate returns the target q in g's queue names if it still waits
+// for its first notice in g, nil otherwise. A device whose model changed
+// is queued in its new group too, and must be served from there alone.
+func (tr *Tracker) candidate(g *group, q queued) *target {
+	if t := tr.at(q.slot); t != nil && t.id == q.id && t.model == g.key.model && t.queued && t.work == firstNotice {
 		return t
 	}
 	return nil
@@ -193,8 +200,8 @@ func (tr *Tracker) candidate(q queued) *target {
 // device became a candidate again stays, so it is never queued twice.
 func (tr *Tracker) dropServed(g *group) {
 	n := 0
-	for n < len(g.queue) && tr.candidate(g.queue[n]) == nil {
-		if t := tr.at(g.queue[n].slot); t != nil && t.id == g.queue[n].id {
+	for n < len(g.queue) && tr.candidate(g, g.queue[n]) == nil {
+		if t := tr.at(g.queue[n].slot); t != nil && t.id == g.queue[n].id && t.model == g.key.model {
 			t.queued = false
 		}
 		n++

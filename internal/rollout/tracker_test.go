@@ -742,3 +742,76 @@ func testNotice(t *testing.T, attempt int) []byte {
 	}
 	return b
 }
+
+// TestQueuedDeviceChangesModel: a device queued for its first notice in
+// one group moves to another and back (its model changes) while both
+// groups have queues: it is served once, from the group it is in.
+func TestQueuedDeviceChangesModel(t *testing.T) {
+	topics, _ := protocol.NewTopics("root")
+	state := fleet.NewState(fleet.Limits{})
+	var ids []string // one cohort: groups (m, 7) and (n, 7)
+	for i := 0; len(ids) < 4; i++ {
+		if id := fmt.Sprintf("q%03d", i); protocol.Cohort(id) == 7 {
+			ids = append(ids, id)
+		}
+	}
+	inventory := func(id, model string) {
+		b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: model,
+			HardwareRevision: "r", FirmwareVersion: "1.0.0", Labels: map[string]string{"site": "a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		state.Apply(topics, topics.Inventory(id), b, t0)
+		state.Apply(topics, topics.Presence(id), []byte(`{"v":1,"state":"online"}`), t0)
+	}
+	a, b, c, d := ids[0], ids[1], ids[2], ids[3]
+	inventory(a, "m")
+	inventory(d, "n")
+	ro := testRollout(percent(100))
+	ro.Spec.Firmware.Models = []string{"m", "n"}
+	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "a"}}}
+	var tr Tracker
+	plan := func(budget int) Output {
+		t.Helper()
+		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: t0,
+			OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: budget}
+		out := tr.Plan(in, state)
+		if walked, _, _ := walkedActions(&in, &tr, out); !slices.Equal(walked, out.Actions) {
+			t.Fatalf("walked device by device the rules say %+v, the plan %+v", walked, out.Actions)
+		}
+		for _, act := range out.Actions {
+			state.Published(topics, act.Topic, testNotice(t, 1), t0)
+		}
+		ro.Status = out.Status
+		return out
+	}
+	// A first notice in each group: both groups queue their candidates.
+	if out := plan(-1); len(out.Actions) != 2 {
+		t.Fatalf("first plan: %+v, want a first notice in each group", out.Actions)
+	}
+	// b joins group m's queue and waits there (the device rate is
+	// spent), then moves to group n's.
+	inventory(b, "m")
+	inventory(c, "m")
+	if out := plan(0); len(out.Actions) != 0 {
+		t.Fatalf("with no device budget: %+v", out.Actions)
+	}
+	inventory(b, "n")
+	served := func(out Output) []string {
+		var ids []string
+		for _, act := range out.Actions {
+			ids = append(ids, act.Device)
+		}
+		return ids
+	}
+	// Back and forth: each time it waits in the other queue.
+	for _, model := range []string{"m", "n"} {
+		if out := plan(0); len(out.Actions) != 0 {
+			t.Fatalf("with no device budget: %+v", out.Actions)
+		}
+		inventory(b, model)
+	}
+	if got, want := served(plan(-1)), []string{b, c}; !slices.Equal(got, want) {
+		t.Fatalf("served %v, want %v once each", got, want)
+	}
+}
