@@ -3,12 +3,17 @@ package mqtt_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/heraldiot/herald/internal/testenv"
+	"github.com/heraldiot/herald/internal/testenv/load"
 	"github.com/heraldiot/herald/mqtt"
 )
 
@@ -178,4 +183,137 @@ func warmup(b *testing.B, total, workers int, publish func() error) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// replayMessages is how many retained messages BenchmarkRetainedReplay
+// has the broker replay: enough that a run is a few seconds of steady
+// state, not the subscription's round trip.
+const replayMessages = 200000
+
+// BenchmarkRetainedReplay measures the receive path the way a fleet's
+// rebuild uses it: a new subscriber at QoS 1 takes the broker's retained
+// messages as fast as the broker sends them, each costing the client its
+// share of a read and a PUBACK. Messages are fleet-sized (a 30-byte topic,
+// a 130-byte payload). Sub-benchmarks set the Receive Maximum: the default
+// (64) and a fleet session's (4096). An op is the whole replay. On a
+// machine the broker shares, msg/s depends on what else runs; the client's
+// own cost per message (CPU, and read and write system calls: how well it
+// batches) is the steadier figure to compare.
+func BenchmarkRetainedReplay(b *testing.B) {
+	if _, err := testenv.MosquittoPath(); err != nil {
+		b.Skip(err)
+	}
+	broker, err := testenv.NewBroker(b.TempDir(), testenv.BrokerOptions{Config: []string{"max_queued_messages 0"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer broker.Stop()
+	payload := bytes.Repeat([]byte("x"), 130)
+	err = load.Publish(context.Background(), broker.URL(), replayMessages, func(i int) mqtt.Message {
+		return mqtt.Message{Topic: fmt.Sprintf("replay/dev-%07d/inventory", i), Payload: payload, Retain: true, QoS: mqtt.AtLeastOnce}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, window := range []uint16{64, 4096} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			var received time.Duration
+			before, counted := processUsage()
+			for b.Loop() {
+				received += replayOnce(b, broker, window)
+			}
+			messages := float64(b.N * replayMessages)
+			b.ReportMetric(messages/received.Seconds(), "msg/s")
+			if after, ok := processUsage(); ok && counted {
+				b.ReportMetric(float64(after.cpu-before.cpu)/float64(time.Microsecond)/messages, "cpu-µs/msg")
+				b.ReportMetric(float64(after.reads-before.reads)/messages, "reads/msg")
+				b.ReportMetric(float64(after.writes-before.writes)/messages, "writes/msg")
+			}
+		})
+	}
+}
+
+// replayOnce subscribes a new clean session to the replay's retained
+// messages and returns how long they took to arrive.
+func replayOnce(b *testing.B, broker *testenv.Broker, window uint16) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var got atomic.Int64
+	all := make(chan struct{})
+	c, err := mqtt.Dial(ctx, mqtt.Options{
+		Servers:        []string{broker.URL()},
+		CleanStart:     true,
+		ReceiveMaximum: window,
+		HandlerQueue:   int(window) + int(window)/8,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	err = c.Subscribe(ctx, func(*mqtt.Message) {
+		if got.Add(1) == replayMessages {
+			close(all)
+		}
+	}, mqtt.Subscription{Filter: "replay/#", QoS: mqtt.AtLeastOnce})
+	if err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-all:
+	case <-ctx.Done():
+		b.Fatalf("%d of %d retained messages arrived", got.Load(), replayMessages)
+	}
+	d := time.Since(start)
+	if err := c.Disconnect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// usage is what the process has used so far: CPU time, user and system,
+// and read and write system calls.
+type usage struct {
+	cpu           time.Duration
+	reads, writes uint64
+}
+
+// processUsage reads the process's usage from Linux's /proc; ok is false
+// elsewhere. Once the loader has disconnected, the replaying client is all
+// that runs in the process, so the difference over a replay is its own.
+func processUsage() (u usage, ok bool) {
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return u, false
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: utime and stime are the 12th and 13th, in clock ticks of
+	// 10 ms (USER_HZ).
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(fields) < 13 {
+		return u, false
+	}
+	for _, f := range fields[11:13] {
+		ticks, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return u, false
+		}
+		u.cpu += time.Duration(ticks) * 10 * time.Millisecond
+	}
+	io, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return u, false
+	}
+	var found int
+	for _, line := range strings.Split(string(io), "\n") {
+		name, value, _ := strings.Cut(line, ": ")
+		n, err := strconv.ParseUint(value, 10, 64)
+		switch {
+		case err != nil:
+		case name == "syscr":
+			u.reads, found = n, found+1
+		case name == "syscw":
+			u.writes, found = n, found+1
+		}
+	}
+	return u, found == 2
 }

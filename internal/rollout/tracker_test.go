@@ -250,6 +250,11 @@ func (h *history) status(id string) {
 func (h *history) step() {
 	r := h.rng
 	h.now = h.now.Add(time.Duration(r.IntN(40)) * time.Second)
+	if h.budget >= 0 {
+		// A rate limit's budget comes back over time: devices wait in
+		// queues across plans, and are served later.
+		h.budget = r.IntN(4)
+	}
 	id := h.ids[r.IntN(len(h.ids))]
 	spec := &h.ro.Spec
 	switch k := r.IntN(100); {
