@@ -13,11 +13,13 @@ import (
 // desiredNotices lists the notice topics the started waves call for, within
 // the in-progress cap, by walking the started devices: the rules of
 // noticeActions written out plainly. The dry run's preview asks it what
-// waves would need, and the tests hold noticeActions to it. Without a label selector, a group notice serves a
-// (model, cohort) whose targets are all in started waves; every device a
-// group notice reaches is then a target, or filters itself out by model or
-// current version exactly as the operator does. Otherwise, and always under
-// a label selector, devices get per-device notices.
+// waves would need, and the tests hold noticeActions to it.
+//
+// Without a label selector, a group notice serves a (model, cohort) whose
+// targets are all in started waves; every device a group notice reaches
+// is then a target, or filters itself out by model or current version
+// exactly as the operator does. Otherwise, and always under a label
+// selector, devices get per-device notices.
 //
 // held reports that the device rate kept a device waiting.
 func desiredNotices(in *Input, sel *selection, tr *Tracker, waves []v1.WaveStatus, hold bool) (desired map[string]Action, held bool) {
@@ -312,37 +314,44 @@ func (tr *Tracker) noticeActions(in *Input, waves []v1.WaveStatus, hold bool) (a
 		tr.dropServed(g)
 	}
 	// Retries go device by device whatever the group does, with the next
-	// attempt once the backoff has passed, and are paced like new devices.
-	// A device's retry notice stays while it works on it.
-	// The others' notices are loose.
-	again := tr.retryTargets(tr.servable)
-	for _, t := range again {
-		topic := in.Topics.DeviceNotice(t.id)
-		n, own := tr.notices.byDevice[t.id]
-		if t.progress == retrying && in.Now.Unix() >= t.retryAt {
-			if open && !capped() && budget != 0 {
-				outstanding++
-				if budget > 0 {
-					budget--
-				}
-				if !(own && n.fresh(int(t.attempt)+1, now)) {
-					publish = append(publish, Action{Topic: topic, Device: t.id, Attempt: int(t.attempt) + 1, Devices: 1})
-				}
+	// attempt once the backoff has passed, and are paced like new devices,
+	// in the groups' order. A device's retry notice stays while it works
+	// on it, or while its next attempt waits for the device rate.
+	var sent map[int32]bool
+	if rw := &tr.retryWork; rw.dues > 0 && open && !capped() {
+		for _, e := range tr.dueQueue() {
+			t := tr.dueTarget(e)
+			if t == nil {
 				continue
 			}
-			held = held || (open && !capped() && budget == 0)
-			// Blocked for now: the notice of the attempt that failed
-			// stays, so nothing is withdrawn and sent anew.
-		}
-		switch {
-		case own && int(n.attempt) == int(t.attempt):
-			if !n.fresh(int(t.attempt), now) {
-				publish = append(publish, Action{Topic: topic, Device: t.id, Attempt: int(t.attempt)})
+			if budget == 0 || capped() {
+				held = held || budget == 0 && !capped()
+				break
 			}
-		case own:
+			outstanding++
+			if budget > 0 {
+				budget--
+			}
+			if sent == nil {
+				sent = map[int32]bool{}
+			}
+			sent[t.slot] = true
+			if n, own := tr.notices.byDevice[t.id]; !(own && n.fresh(int(t.attempt)+1, now)) {
+				publish = append(publish, Action{Topic: in.Topics.DeviceNotice(t.id), Device: t.id, Attempt: int(t.attempt) + 1, Devices: 1})
+			}
+		}
+		tr.dropDueServed()
+	}
+	for slot := range tr.retryWork.renewals {
+		if t := tr.at(slot); !sent[slot] {
+			publish = append(publish, Action{Topic: in.Topics.DeviceNotice(t.id), Device: t.id, Attempt: int(t.attempt)})
+		}
+	}
+	for slot := range tr.retryWork.drops {
+		if t := tr.at(slot); !sent[slot] {
 			// Not on the broker in the form this attempt needs: the
 			// device has what it needs from the group notice.
-			withdraw = append(withdraw, Action{Topic: topic, Withdraw: true})
+			withdraw = append(withdraw, Action{Topic: in.Topics.DeviceNotice(t.id), Withdraw: true})
 		}
 	}
 	for id := range tr.loose {

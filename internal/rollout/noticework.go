@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/heraldiot/herald/api/v1alpha1"
 )
@@ -29,7 +30,46 @@ const (
 	// and the broker holds none, another attempt's, one with other
 	// maintenance windows, or one due for republishing before it expires.
 	renewNotice
+	// On the retry path, unless its next attempt goes out now (due):
+	// keepRetry, its own notice of its attempt is out and fresh;
+	// renewRetry, that notice is due for republishing; dropRetry, its own
+	// notice is of another attempt and goes (the group's serves it).
+	keepRetry
+	renewRetry
+	dropRetry
 )
+
+// retryWork is the notice work of the devices on the retry path, kept
+// like the groups' (classify): the slots of those whose notice must go
+// out again or go, and those whose next attempt is due, queued in the
+// order the device rate serves them (cohort, model, ID).
+type retryWork struct {
+	renewals, drops map[int32]struct{}
+	dues            int
+	// queue is built when first needed; pending holds those that came
+	// due since, merged in before the queue is read.
+	queue, pending []dueEntry
+}
+
+// dueEntry is a device in the queue of due retries.
+type dueEntry struct {
+	id, model string
+	slot      int32
+	cohort    uint8
+}
+
+func (e dueEntry) compare(o dueEntry) int {
+	if e.cohort != o.cohort {
+		return int(e.cohort) - int(o.cohort)
+	}
+	if c := strings.Compare(e.model, o.model); c != 0 {
+		return c
+	}
+	if c := strings.Compare(e.id, o.id); c != 0 {
+		return c
+	}
+	return int(e.slot) - int(o.slot)
+}
 
 // servable reports whether a notice of the rollout may serve t now: its
 // wave has started and nothing rules it out.
@@ -46,10 +86,30 @@ func retryPath(t *target) bool { return t.attempt > 1 || t.progress == retrying 
 // in t, since the notices and the time may have changed since).
 func (tr *Tracker) classify(t *target, n int32) {
 	g := tr.groups[groupKey{t.model, int(t.cohort)}]
+	if e, own := tr.notices.byDevice[t.id]; own && (n > 0 || e.holder == t.slot+1) {
+		e.holder = 0
+		if n > 0 {
+			e.holder = t.slot + 1
+		}
+		tr.notices.byDevice[t.id] = e
+	}
 	if n > 0 {
 		t.work, t.owned, t.loose = tr.workOf(t)
+		t.due = retryPath(t) && tr.servable(t) && t.progress == retrying && unixSeconds(tr.now) >= t.retryAt
+	}
+	rw := &tr.retryWork
+	if t.due {
+		rw.dues += int(n)
+		if n > 0 && !t.dueQueued && rw.queue != nil {
+			rw.pending = append(rw.pending, dueEntry{t.id, t.model, t.slot, t.cohort})
+			t.dueQueued = true
+		}
 	}
 	switch t.work {
+	case renewRetry:
+		setMember(&rw.renewals, t.slot, n > 0)
+	case dropRetry:
+		setMember(&rw.drops, t.slot, n > 0)
 	case firstNotice:
 		g.firstNotices += n
 		if n > 0 && !t.queued && g.queue != nil {
@@ -80,7 +140,15 @@ func (tr *Tracker) workOf(t *target) (work noticeWork, owned, loose bool) {
 		return noWork, false, own
 	}
 	if retryPath(t) {
-		return noWork, false, false // the retry plan decides
+		switch {
+		case own && int(ref.attempt) == int(t.attempt) && ref.fresh(int(t.attempt), tr.now):
+			return keepRetry, false, false
+		case own && int(ref.attempt) == int(t.attempt):
+			return renewRetry, false, false
+		case own:
+			return dropRetry, false, false
+		}
+		return noWork, false, false
 	}
 	switch {
 	case t.progress == waiting && !own:
@@ -118,9 +186,10 @@ func (tr *Tracker) reclassify(started []bool) {
 	for _, g := range tr.groups {
 		g.firstNotices, g.renewals, g.owned, g.queue = 0, 0, 0, nil
 	}
+	tr.retryWork = retryWork{}
 	for i := range tr.targets {
 		t := &tr.targets[i]
-		t.queued = false
+		t.queued, t.dueQueued = false, false
 		tr.classify(t, 1)
 	}
 	tr.trimLoose()
@@ -148,6 +217,10 @@ func (tr *Tracker) trimLoose() {
 	}
 }
 
+// minQueue is how many entries that no longer count a queue may carry
+// before it is built again, however few count.
+const minQueue = 64
+
 // queued is a first-notice candidate in its group's queue.
 type queued struct {
 	id   string
@@ -172,6 +245,16 @@ func (g *group) enqueue(t *target) {
 // they come (classify), and entries that are no longer candidates are
 // skipped (candidate) and dropped once at the front (dropServed).
 func (tr *Tracker) firstNoticeQueue(g *group) []queued {
+	if len(g.queue) > 2*int(g.firstNotices)+minQueue {
+		// Mostly devices that stopped waiting somewhere in the middle:
+		// start over rather than carry them.
+		for _, q := range g.queue {
+			if t := tr.at(q.slot); t != nil && t.id == q.id && t.model == g.key.model {
+				t.queued = false
+			}
+		}
+		g.queue = nil
+	}
 	if g.queue == nil {
 		g.queue = make([]queued, 0, g.firstNotices)
 		for _, i := range g.members {
@@ -208,5 +291,98 @@ func (tr *Tracker) dropServed(g *group) {
 	}
 	if n > 0 {
 		g.queue = slices.Delete(g.queue, 0, n)
+	}
+}
+
+// setMember adds slot to the set *m (in) or takes it out.
+func setMember(m *map[int32]struct{}, slot int32, in bool) {
+	if in {
+		if *m == nil {
+			*m = map[int32]struct{}{}
+		}
+		(*m)[slot] = struct{}{}
+	} else {
+		delete(*m, slot)
+	}
+}
+
+// unixSeconds is a unix time in nanoseconds in whole seconds, as
+// time.Time.Unix gives it.
+func unixSeconds(ns int64) int64 {
+	s := ns / int64(time.Second)
+	if ns < 0 && ns%int64(time.Second) != 0 {
+		s--
+	}
+	return s
+}
+
+// dueQueue returns the due retries in the order the device rate serves
+// them, building the queue from the retry path the first time and
+// merging in those that came due since.
+func (tr *Tracker) dueQueue() []dueEntry {
+	rw := &tr.retryWork
+	if len(rw.queue)+len(rw.pending) > 2*rw.dues+minQueue {
+		for _, e := range append(rw.queue, rw.pending...) {
+			if t := tr.at(e.slot); t != nil && t.id == e.id && t.model == e.model {
+				t.dueQueued = false
+			}
+		}
+		rw.queue, rw.pending = nil, nil
+	}
+	if rw.queue == nil {
+		rw.queue, rw.pending = make([]dueEntry, 0, rw.dues), nil
+		for slot := range tr.retries {
+			if t := tr.at(slot); t.due {
+				rw.queue = append(rw.queue, dueEntry{t.id, t.model, t.slot, t.cohort})
+				t.dueQueued = true
+			}
+		}
+		slices.SortFunc(rw.queue, dueEntry.compare)
+		return rw.queue
+	}
+	if len(rw.pending) > 0 {
+		slices.SortFunc(rw.pending, dueEntry.compare)
+		merged := make([]dueEntry, 0, len(rw.queue)+len(rw.pending))
+		i, j := 0, 0
+		for i < len(rw.queue) || j < len(rw.pending) {
+			var e dueEntry
+			if j == len(rw.pending) || i < len(rw.queue) && rw.queue[i].compare(rw.pending[j]) <= 0 {
+				e, i = rw.queue[i], i+1
+			} else {
+				e, j = rw.pending[j], j+1
+			}
+			// A device that was due, stopped, and came due again may
+			// still have its old entry: one is enough.
+			if n := len(merged); n == 0 || merged[n-1] != e {
+				merged = append(merged, e)
+			}
+		}
+		rw.queue, rw.pending = merged, nil
+	}
+	return rw.queue
+}
+
+// dueTarget returns the target e names if its retry is still due, nil
+// otherwise.
+func (tr *Tracker) dueTarget(e dueEntry) *target {
+	if t := tr.at(e.slot); t != nil && t.id == e.id && t.model == e.model && t.dueQueued && t.due {
+		return t
+	}
+	return nil
+}
+
+// dropDueServed drops the entries at the front of the due queue whose
+// retries are no longer due: those that went out.
+func (tr *Tracker) dropDueServed() {
+	q := tr.retryWork.queue
+	n := 0
+	for n < len(q) && tr.dueTarget(q[n]) == nil {
+		if t := tr.at(q[n].slot); t != nil && t.id == q[n].id && t.model == q[n].model {
+			t.dueQueued = false
+		}
+		n++
+	}
+	if n > 0 {
+		tr.retryWork.queue = slices.Delete(q, 0, n)
 	}
 }

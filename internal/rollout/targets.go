@@ -69,9 +69,10 @@ type target struct {
 	exhausted bool // failed its last retry
 	// Per-device notice bookkeeping (noticework.go): the work it was
 	// counted under; whether its own notice is one of its group's owned
-	// ones or a loose one; whether it is in its group's queue.
-	work                 noticeWork
-	owned, loose, queued bool
+	// ones or a loose one; whether it is in its group's queue; whether
+	// its retry is due, and queued.
+	work                                  noticeWork
+	owned, loose, queued, due, dueQueued bool
 }
 
 // deriving is what deriving a target reads about the device beyond what
@@ -84,7 +85,7 @@ type deriving struct {
 	// which holds even for a device spec.skipDevices lists.
 	deadline, timeout int64
 	// noticeDue is when the device's own notice, if out, is to be
-	// published again (noticeDue), unix nanoseconds.
+	// published again (seenNotice.due), unix nanoseconds.
 	noticeDue int64
 }
 
@@ -195,7 +196,7 @@ type groupKey struct {
 type noticeIndex struct {
 	// byDevice holds device notices by device ID. The IDs are parts of
 	// the state's topic strings, which the state keeps anyway.
-	byDevice map[string]seenNotice
+	byDevice map[string]deviceNotice
 	byGroup  map[groupKey]seenNotice
 	// others holds by topic every notice that is not a device notice:
 	// group notices, and any that parse as neither.
@@ -214,6 +215,15 @@ type seenNotice struct {
 	// sameWindows is set when the notice carries the maintenance windows
 	// the spec has now; otherwise it must go out again.
 	sameWindows bool
+}
+
+// deviceNotice is a device's own notice, and the slot of the target that
+// stands for the device (holder, 1 + the slot; 0 for none): a device that
+// traded slots with another between two plans is derived at its new slot
+// before its old one is cleared, and its notice must not look abandoned.
+type deviceNotice struct {
+	seenNotice
+	holder int32
 }
 
 func (idx *noticeIndex) seen(ref fleet.NoticeRef) seenNotice {
@@ -242,7 +252,7 @@ func clampedUnixNano(t time.Time) int64 {
 // indexNotices indexes the rollout's notices: state's when it follows
 // one (returning the notice log's position), in.Notices otherwise.
 func indexNotices(in *Input, sel *selection, state *fleet.State) (idx noticeIndex, cursor uint64) {
-	idx = noticeIndex{byDevice: map[string]seenNotice{}, byGroup: map[groupKey]seenNotice{}, others: map[string]seenNotice{},
+	idx = noticeIndex{byDevice: map[string]deviceNotice{}, byGroup: map[groupKey]seenNotice{}, others: map[string]seenNotice{},
 		windowsKey: sel.windowsKey}
 	uid := string(in.Rollout.UID)
 	add := func(topic string, ref fleet.NoticeRef) {
@@ -263,7 +273,7 @@ func indexNotices(in *Input, sel *selection, state *fleet.State) (idx noticeInde
 func (idx *noticeIndex) lookup(topics protocol.Topics, topic string) (seenNotice, bool) {
 	if id, kind, err := topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
 		n, ok := idx.byDevice[id]
-		return n, ok
+		return n.seenNotice, ok
 	}
 	n, ok := idx.others[topic]
 	return n, ok
@@ -293,7 +303,7 @@ func (idx *noticeIndex) catchUp(in *Input, state *fleet.State, cursor uint64, de
 func (idx *noticeIndex) set(topics protocol.Topics, topic string, n seenNotice, present bool, device func(id string), group func(k groupKey)) {
 	if id, kind, err := topics.ParseDeviceTopic(topic); err == nil && kind == protocol.TopicNotice {
 		if present {
-			idx.byDevice[id] = n
+			idx.byDevice[id] = deviceNotice{n, idx.byDevice[id].holder}
 		} else {
 			delete(idx.byDevice, id)
 		}
@@ -450,7 +460,8 @@ func targetBefore(a, b *target) bool {
 // later of the notice appearing and the device coming online). Offline
 // devices cannot answer and get no deadline.
 func (sel *selection) reach(in *Input, idx *noticeIndex, t *target, x *deriving) {
-	ref, own := idx.byDevice[t.id]
+	mine, own := idx.byDevice[t.id]
+	ref := mine.seenNotice
 	if own {
 		x.noticeDue = ref.due()
 	}

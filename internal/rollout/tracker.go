@@ -28,11 +28,13 @@ import (
 //
 // Notices are followed the same way: the state logs the notice topics
 // that change, and the tracker keeps, per group, the counts of what its
-// started devices ask of per-device notices, and its first-notice
-// candidates queued in ID order (noticework.go). What a plan still walks:
-// the groups, the devices on the retry path, the failed devices for the
-// failure sample, and a group's members when one of its own notices is
-// due again (a notice cleared by someone else, or two weeks old).
+// started devices ask of per-device notices, its first-notice candidates
+// queued in ID order, and the retries that are due queued in the order
+// the device rate serves them (noticework.go). What a plan still walks:
+// the groups, the failed devices for the failure sample (keeping the
+// newest ten), and a group's members when one of its own notices is due
+// again (a notice cleared by someone else, or two weeks old) or, under a
+// group notice, must go.
 //
 // A Tracker is not safe for concurrent use; the controller keeps one per
 // rollout and plans each rollout on one goroutine at a time.
@@ -70,6 +72,9 @@ type Tracker struct {
 	// notice of the rollout no per-device rule keeps: withdrawals due.
 	started []bool
 	loose   map[string]struct{}
+	// retryWork is the notice work of the devices on the retry path
+	// (noticework.go).
+	retryWork retryWork
 
 	// walks counts the times it derived every target, for tests.
 	walks int
@@ -262,7 +267,7 @@ func (tr *Tracker) set(in *Input, slot int32, d *fleet.Device, rep *fleet.Report
 			*old = t
 			tr.join(old, i)
 		} else {
-			t.gpos, t.queued = old.gpos, old.queued
+			t.gpos, t.queued, t.dueQueued = old.gpos, old.queued, old.dueQueued
 			*old = t
 		}
 		tr.count(old, 1)
@@ -301,7 +306,7 @@ func (tr *Tracker) remove(slot int32) {
 	i := tr.pos[slot] - 1
 	t := &tr.targets[i]
 	tr.count(t, -1)
-	if _, own := tr.notices.byDevice[t.id]; own {
+	if e, own := tr.notices.byDevice[t.id]; own && e.holder == 0 {
 		tr.loose[t.id] = struct{}{} // no target keeps it now
 	}
 	tr.leave(t, i)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,8 +76,9 @@ type history struct {
 	grace      time.Duration
 	superseded map[string]bool
 	// skipWrite loses the next status write, as a conflict does: the
-	// next plan starts from the status before.
-	skipWrite bool
+	// next plan starts from the status before. losePublish loses the
+	// next plan's publishes, as a broker that went away does.
+	skipWrite, losePublish bool
 	// retained is what the broker holds, by topic, for a re-sync.
 	retained map[string][]byte
 }
@@ -340,6 +342,22 @@ func (h *history) step() {
 		// A notice of ours no plan asked for: an earlier process's
 		// publish, retained while the device was not a target.
 		h.apply(h.topics.DeviceNotice(id), h.notice(1+r.IntN(3)))
+	case k < 99:
+		// Two devices go from the broker and come back, each taking the
+		// other's slot; their own notices stay.
+		other := h.ids[r.IntN(len(h.ids))]
+		for _, d := range []string{id, other} {
+			h.apply(h.topics.Inventory(d), nil)
+			h.apply(h.topics.Presence(d), nil)
+			h.apply(h.topics.Status(d), nil)
+		}
+		for _, d := range []string{id, other} {
+			h.inventory(d)
+			h.presence(d, true)
+		}
+	default:
+		// The publishes of the next plan fail.
+		h.losePublish = true
 	}
 }
 
@@ -399,6 +417,10 @@ func (h *history) plan(step int) bool {
 		h.ro.Status = *want.Status.DeepCopy()
 	}
 	h.skipWrite = false
+	if h.losePublish {
+		h.losePublish = false
+		return incremental
+	}
 	for _, a := range want.Actions {
 		var payload []byte
 		if !a.Withdraw {
@@ -429,14 +451,14 @@ func (h *history) notice(attempt int) []byte {
 func targetsByID(tr *Tracker) map[string]target {
 	out := make(map[string]target, len(tr.targets))
 	for _, t := range tr.targets {
-		t.gpos, t.slot, t.queued = 0, 0, false
+		t.gpos, t.slot, t.queued, t.dueQueued = 0, 0, false, false
 		out[t.id] = t
 	}
 	return out
 }
 
-// noticeWorkOf is a tracker's notice work counts by group, and its loose
-// notices.
+// noticeWorkOf is a tracker's notice work counts by group, its loose
+// notices, and its retries' work.
 func noticeWorkOf(tr *Tracker) map[string][3]int32 {
 	out := map[string][3]int32{}
 	for k, g := range tr.groups {
@@ -445,6 +467,13 @@ func noticeWorkOf(tr *Tracker) map[string][3]int32 {
 	for id := range tr.loose {
 		out["loose "+id] = [3]int32{}
 	}
+	for slot := range tr.retryWork.renewals {
+		out["renew retry "+tr.at(slot).id] = [3]int32{}
+	}
+	for slot := range tr.retryWork.drops {
+		out["drop retry "+tr.at(slot).id] = [3]int32{}
+	}
+	out["due retries"] = [3]int32{int32(tr.retryWork.dues)}
 	return out
 }
 
@@ -818,5 +847,117 @@ func TestQueuedDeviceChangesModel(t *testing.T) {
 	}
 	if got, want := served(plan(-1)), []string{b, c}; !slices.Equal(got, want) {
 		t.Fatalf("served %v, want %v once each", got, want)
+	}
+}
+
+// TestRetriesGoOutInOrder: failed devices' retries go out under a device
+// rate of one in the groups' order (cohort, model, ID), each once: also
+// a device that left and came back while queued, and a device whose last
+// retry notice is due for republishing when its next attempt falls due.
+func TestRetriesGoOutInOrder(t *testing.T) {
+	topics, _ := protocol.NewTopics("root")
+	state := fleet.NewState(fleet.Limits{})
+	ids := []string{"r0", "r1", "r2", "r3", "r4"}
+	online := []byte(`{"v":1,"state":"online"}`)
+	join := func(id string) {
+		announce(t, state, topics, id)
+		state.Apply(topics, topics.Presence(id), online, t0)
+	}
+	for _, id := range ids {
+		join(id)
+	}
+	ro := testRollout(percent(100))
+	ro.Spec.RetryPolicy = &v1.RetryPolicy{Install: 3, Backoff: &metav1.Duration{Duration: time.Minute}}
+	var tr Tracker
+	now := t0
+	plan := func(budget int) []Action {
+		t.Helper()
+		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: now,
+			OfflineGrace: time.Hour, NoticeBudget: -1, DeviceBudget: budget}
+		out := tr.Plan(in, state)
+		if walked, _, _ := walkedActions(&in, &tr, out); !slices.Equal(walked, out.Actions) {
+			t.Fatalf("walked device by device the rules say %+v, the plan %+v", walked, out.Actions)
+		}
+		for _, a := range out.Actions {
+			state.Published(topics, a.Topic, testNotice(t, max(a.Attempt, 1)), now)
+		}
+		ro.Status = out.Status
+		return out.Actions
+	}
+	fail := func(id string, attempt int) {
+		b, err := protocol.MarshalStatus(&protocol.Status{V: protocol.Version, RolloutUID: uid, Rollout: "ns/r",
+			TargetVersion: "2.0.0", State: protocol.StateFailed, Reason: protocol.ReasonInstallFailed, Attempt: attempt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		state.Apply(topics, topics.Status(id), b, now)
+	}
+	plan(-1) // the group notices
+	for _, id := range ids {
+		fail(id, 1)
+	}
+	order := slices.Clone(ids)
+	slices.SortFunc(order, func(a, b string) int {
+		if ca, cb := protocol.Cohort(a), protocol.Cohort(b); ca != cb {
+			return ca - cb
+		}
+		return strings.Compare(a, b)
+	})
+	now = now.Add(2 * time.Minute)
+	retried := func(actions []Action) []string {
+		var got []string
+		for _, a := range actions {
+			if !a.Withdraw && a.Attempt > 1 {
+				got = append(got, a.Device)
+			}
+		}
+		return got
+	}
+	if got := retried(plan(1)); !slices.Equal(got, order[:1]) {
+		t.Fatalf("first retry to %v, want %v", got, order[:1])
+	}
+	// One in line goes from the broker and comes back, at its slot,
+	// while the device rate is spent.
+	gone := order[2]
+	state.Apply(topics, topics.Inventory(gone), nil, now)
+	state.Apply(topics, topics.Presence(gone), nil, now)
+	if got := retried(plan(0)); len(got) != 0 {
+		t.Fatalf("retries %v with no device budget", got)
+	}
+	join(gone)
+	fail(gone, 1)
+	rest := slices.Sorted(slices.Values(order[1:])) // in topic order
+	if got := retried(plan(-1)); !slices.Equal(got, rest) {
+		t.Fatalf("then retries to %v, want %v once each", got, rest)
+	}
+	// The first device fails its second attempt; weeks later its third
+	// falls due while its second's notice is due for republishing.
+	fail(order[0], 2)
+	now = now.Add(16 * 24 * time.Hour)
+	for _, id := range order[1:] {
+		fail(id, 2)
+	}
+	got := plan(-1)
+	var first []Action
+	for _, a := range got {
+		if a.Device == order[0] {
+			first = append(first, a)
+		}
+	}
+	if len(first) != 1 || first[0].Attempt != 3 {
+		t.Fatalf("for %s: %+v, want its third attempt alone", order[0], first)
+	}
+	// A device at work on its second attempt, under a notice of a third
+	// no plan made: that notice goes.
+	b, err := protocol.MarshalStatus(&protocol.Status{V: protocol.Version, RolloutUID: uid, Rollout: "ns/r",
+		TargetVersion: "2.0.0", State: protocol.StateInstalling, Attempt: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state.Apply(topics, topics.Status(order[1]), b, now)
+	state.Apply(topics, topics.DeviceNotice(order[1]), testNotice(t, 3), now)
+	want := Action{Topic: topics.DeviceNotice(order[1]), Withdraw: true}
+	if got := plan(-1); !slices.Contains(got, want) {
+		t.Fatalf("actions %+v, want %+v", got, want)
 	}
 }
