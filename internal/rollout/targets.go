@@ -71,7 +71,7 @@ type target struct {
 	// counted under; whether its own notice is one of its group's owned
 	// ones or a loose one; whether it is in its group's queue; whether
 	// its retry is due, and queued.
-	work                                  noticeWork
+	work                                 noticeWork
 	owned, loose, queued, due, dueQueued bool
 }
 
