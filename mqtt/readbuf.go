@@ -8,14 +8,8 @@ import (
 )
 
 // readBufferSize is the input buffer of a busy connection. Packets larger
-// than this are read into a buffer of their own. It is sized for bursts:
-// replaying retained messages at QoS 1 (BenchmarkRetainedReplay, a fleet
-// rebuild), mosquitto filled a 4 KiB buffer in 8-18% of the reads that
-// returned data, so a burst took a read per 4 KiB; 16 KiB is filled in
-// 1-4%. A TLS record (at most 16 KiB) also fits in one Read. Only
-// busy connections hold a buffer (see readBuffers), so the size costs an
-// idle client nothing.
-const readBufferSize = 16 << 10
+// than this are read into a buffer of their own.
+const readBufferSize = 4 << 10
 
 // readBuffers holds the input buffers of connections that are waiting for
 // bytes. Most clients are idle most of the time, so sharing the buffers
