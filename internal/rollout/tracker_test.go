@@ -522,51 +522,34 @@ func TestTrackerFollowsTheChangeLog(t *testing.T) {
 // changed from the state's notice log, and reads them all again (a walk)
 // once the log no longer reaches back.
 func TestTrackerFollowsTheNoticeLog(t *testing.T) {
-	topics, _ := protocol.NewTopics("root")
-	state := fleet.NewState(fleet.Limits{})
-	for i := range 20 {
-		announce(t, state, topics, fmt.Sprintf("d%02d", i))
-		state.Apply(topics, topics.Presence(fmt.Sprintf("d%02d", i)), []byte(`{"v":1,"state":"online"}`), t0)
-	}
 	ro := testRollout(percent(100))
 	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 		{Key: "retired", Operator: metav1.LabelSelectorOpDoesNotExist}}}}
-	var tr Tracker
-	plan := func() Output {
-		t.Helper()
-		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: t0,
-			OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: -1}
-		out := tr.Plan(in, state)
-		if want := Plan(in); !cmp.Equal(want.Actions, out.Actions, cmpopts.EquateEmpty()) {
-			t.Fatalf("the tracker's actions %+v, from scratch %+v", out.Actions, want.Actions)
-		}
-		for _, a := range out.Actions {
-			state.Published(topics, a.Topic, testNotice(t, a.Attempt), t0)
-		}
-		ro.Status = out.Status
-		return out
+	r := newTrackedRollout(t, ro)
+	for i := range 20 {
+		r.join(fmt.Sprintf("d%02d", i), "m", nil)
 	}
-	if out := plan(); len(out.Actions) != 20 {
+	if out := r.plan(-1); len(out.Actions) != 20 {
 		t.Fatalf("first plan: %d actions, want 20 first notices", len(out.Actions))
 	}
 	// Someone clears two notices: the next plan reads just that.
-	state.Apply(topics, topics.DeviceNotice("d03"), nil, t0)
-	state.Apply(topics, topics.DeviceNotice("d07"), nil, t0)
-	walks := tr.walks
-	if out := plan(); len(out.Actions) != 2 || tr.walks != walks {
-		t.Fatalf("after two notices went: %d actions, %d walks; want 2 publishes and no walk", len(out.Actions), tr.walks-walks)
+	r.state.Apply(r.topics, r.topics.DeviceNotice("d03"), nil, t0)
+	r.state.Apply(r.topics, r.topics.DeviceNotice("d07"), nil, t0)
+	walks := r.tr.walks
+	if out := r.plan(-1); len(out.Actions) != 2 || r.tr.walks != walks {
+		t.Fatalf("after two notices went: %d actions, %d walks; want 2 publishes and no walk", len(out.Actions), r.tr.walks-walks)
 	}
 	// More notice changes than the log keeps, ending with every notice
 	// gone: the tracker must read them all again, and publish all again.
 	for i := range 3 << 12 {
 		id := fmt.Sprintf("d%02d", i%20)
-		state.Apply(topics, topics.DeviceNotice(id), testNotice(t, 1+(i/20)%2), t0)
+		r.state.Apply(r.topics, r.topics.DeviceNotice(id), testNotice(t, 1+(i/20)%2), t0)
 	}
 	for i := range 20 {
-		state.Apply(topics, topics.DeviceNotice(fmt.Sprintf("d%02d", i)), nil, t0)
+		r.state.Apply(r.topics, r.topics.DeviceNotice(fmt.Sprintf("d%02d", i)), nil, t0)
 	}
-	if out := plan(); len(out.Actions) != 20 || tr.walks != walks+1 {
-		t.Fatalf("after the log was trimmed: %d actions, %d walks; want 20 publishes after one walk", len(out.Actions), tr.walks-walks)
+	if out := r.plan(-1); len(out.Actions) != 20 || r.tr.walks != walks+1 {
+		t.Fatalf("after the log was trimmed: %d actions, %d walks; want 20 publishes after one walk", len(out.Actions), r.tr.walks-walks)
 	}
 }
 
@@ -709,58 +692,35 @@ func diffNotices(in *Input, desired map[string]Action) ([]Action, time.Duration)
 // with the lowest ID, also when that device joined after the order was
 // first worked out (the tracker keeps a group's candidates queued).
 func TestFirstNoticesGoInIDOrder(t *testing.T) {
-	topics, _ := protocol.NewTopics("root")
-	state := fleet.NewState(fleet.Limits{})
-	var ids []string // one cohort, so one group: one queue
-	for i := 0; len(ids) < 8; i++ {
-		if id := fmt.Sprintf("q%03d", i); protocol.Cohort(id) == 7 {
-			ids = append(ids, id)
-		}
-	}
-	join := func(id string) {
-		b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m",
-			HardwareRevision: "r", FirmwareVersion: "1.0.0", Labels: map[string]string{"site": "a"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := state.Apply(topics, topics.Inventory(id), b, t0); res.Malformed {
-			t.Fatal(res.Err)
-		}
-		state.Apply(topics, topics.Presence(id), []byte(`{"v":1,"state":"online"}`), t0)
-	}
+	ro := testRollout(percent(100))
+	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "a"}}}
+	r := newTrackedRollout(t, ro)
+	ids := idsInCohort(8, 7) // one group: one queue
+	site := map[string]string{"site": "a"}
 	// The lowest IDs join later, one after another.
 	late := []string{ids[1], ids[0], ids[4]}
 	for _, id := range ids {
 		if !slices.Contains(late, id) {
-			join(id)
+			r.join(id, "m", site)
 		}
 	}
-	ro := testRollout(percent(100))
-	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "a"}}}
-	var tr Tracker
 	served := map[string]bool{}
 	for plan := range len(ids) {
 		if plan < len(late) {
-			join(late[plan])
+			r.join(late[plan], "m", site)
 		}
-		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics,
-			Now: t0.Add(time.Duration(plan) * time.Second), OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: 1}
-		out := tr.Plan(in, state)
+		r.now = t0.Add(time.Duration(plan) * time.Second)
 		want := ""
-		state.Each(func(d *fleet.Device) {
+		r.state.Each(func(d *fleet.Device) {
 			if !served[d.ID] && (want == "" || d.ID < want) {
 				want = d.ID
 			}
 		})
+		out := r.plan(1)
 		if len(out.Actions) != 1 || out.Actions[0].Device != want || out.Actions[0].Devices != 1 {
 			t.Fatalf("plan %d: actions %+v, want one first notice for %s (%s)", plan, out.Actions, want, out.Status.Message)
 		}
-		if walked, _, _ := walkedActions(&in, &tr, out); !slices.Equal(walked, out.Actions) {
-			t.Fatalf("plan %d: walked device by device the rules say %+v, the plan %+v", plan, walked, out.Actions)
-		}
 		served[want] = true
-		state.Published(topics, out.Actions[0].Topic, testNotice(t, 1), in.Now)
-		ro.Status = out.Status
 	}
 }
 
@@ -777,76 +737,109 @@ func testNotice(t *testing.T, attempt int) []byte {
 	return b
 }
 
+// trackedRollout is a rollout planned by a Tracker over a fleet state,
+// each plan carried out as the controller would, and held to a plan from
+// scratch and to the notice rules walked device by device.
+type trackedRollout struct {
+	t      *testing.T
+	topics protocol.Topics
+	state  *fleet.State
+	ro     *v1.FirmwareRollout
+	tr     Tracker
+	now    time.Time
+}
+
+func newTrackedRollout(t *testing.T, ro *v1.FirmwareRollout) *trackedRollout {
+	topics, err := protocol.NewTopics("root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &trackedRollout{t: t, topics: topics, state: fleet.NewState(fleet.Limits{}), ro: ro, now: t0}
+}
+
+// join announces an online device on 1.0.0.
+func (r *trackedRollout) join(id, model string, labels map[string]string) {
+	r.t.Helper()
+	b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: model,
+		HardwareRevision: "r", FirmwareVersion: "1.0.0", Labels: labels})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if res := r.state.Apply(r.topics, r.topics.Inventory(id), b, r.now); res.Malformed {
+		r.t.Fatal(res.Err)
+	}
+	r.state.Apply(r.topics, r.topics.Presence(id), []byte(`{"v":1,"state":"online"}`), r.now)
+}
+
+// plan plans once, with budget devices to reach (below zero: no limit),
+// and publishes what the plan says.
+func (r *trackedRollout) plan(budget int) Output {
+	r.t.Helper()
+	in := Input{Rollout: r.ro.DeepCopy(), Devices: r.state.EachReport, Notices: r.state.Notices(), Topics: r.topics,
+		Now: r.now, OfflineGrace: time.Hour, NoticeBudget: -1, DeviceBudget: budget}
+	out := r.tr.Plan(in, r.state)
+	if want := Plan(in); !cmp.Equal(want.Actions, out.Actions, cmpopts.EquateEmpty()) {
+		r.t.Fatalf("the tracker's actions %+v, from scratch %+v", out.Actions, want.Actions)
+	}
+	if walked, _, _ := walkedActions(&in, &r.tr, out); !slices.Equal(walked, out.Actions) {
+		r.t.Fatalf("walked device by device the rules say %+v, the plan %+v", walked, out.Actions)
+	}
+	for _, a := range out.Actions {
+		var payload []byte
+		if !a.Withdraw {
+			payload = testNotice(r.t, max(a.Attempt, 1))
+		}
+		r.state.Published(r.topics, a.Topic, payload, r.now)
+	}
+	r.ro.Status = out.Status
+	return out
+}
+
+// idsInCohort returns n device IDs of one cohort.
+func idsInCohort(n, cohort int) []string {
+	var ids []string
+	for i := 0; len(ids) < n; i++ {
+		if id := fmt.Sprintf("q%03d", i); protocol.Cohort(id) == cohort {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // TestQueuedDeviceChangesModel: a device queued for its first notice in
 // one group moves to another and back (its model changes) while both
 // groups have queues: it is served once, from the group it is in.
 func TestQueuedDeviceChangesModel(t *testing.T) {
-	topics, _ := protocol.NewTopics("root")
-	state := fleet.NewState(fleet.Limits{})
-	var ids []string // one cohort: groups (m, 7) and (n, 7)
-	for i := 0; len(ids) < 4; i++ {
-		if id := fmt.Sprintf("q%03d", i); protocol.Cohort(id) == 7 {
-			ids = append(ids, id)
-		}
-	}
-	inventory := func(id, model string) {
-		b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: model,
-			HardwareRevision: "r", FirmwareVersion: "1.0.0", Labels: map[string]string{"site": "a"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		state.Apply(topics, topics.Inventory(id), b, t0)
-		state.Apply(topics, topics.Presence(id), []byte(`{"v":1,"state":"online"}`), t0)
-	}
-	a, b, c, d := ids[0], ids[1], ids[2], ids[3]
-	inventory(a, "m")
-	inventory(d, "n")
 	ro := testRollout(percent(100))
 	ro.Spec.Firmware.Models = []string{"m", "n"}
 	ro.Spec.Selector = &v1.DeviceSelector{Labels: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "a"}}}
-	var tr Tracker
-	plan := func(budget int) Output {
-		t.Helper()
-		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: t0,
-			OfflineGrace: time.Minute, NoticeBudget: -1, DeviceBudget: budget}
-		out := tr.Plan(in, state)
-		if walked, _, _ := walkedActions(&in, &tr, out); !slices.Equal(walked, out.Actions) {
-			t.Fatalf("walked device by device the rules say %+v, the plan %+v", walked, out.Actions)
-		}
-		for _, act := range out.Actions {
-			state.Published(topics, act.Topic, testNotice(t, 1), t0)
-		}
-		ro.Status = out.Status
-		return out
-	}
+	r := newTrackedRollout(t, ro)
+	site := map[string]string{"site": "a"}
+	ids := idsInCohort(4, 7) // groups (m, 7) and (n, 7)
+	a, b, c, d := ids[0], ids[1], ids[2], ids[3]
+	r.join(a, "m", site)
+	r.join(d, "n", site)
 	// A first notice in each group: both groups queue their candidates.
-	if out := plan(-1); len(out.Actions) != 2 {
+	if out := r.plan(-1); len(out.Actions) != 2 {
 		t.Fatalf("first plan: %+v, want a first notice in each group", out.Actions)
 	}
 	// b joins group m's queue and waits there (the device rate is
-	// spent), then moves to group n's.
-	inventory(b, "m")
-	inventory(c, "m")
-	if out := plan(0); len(out.Actions) != 0 {
-		t.Fatalf("with no device budget: %+v", out.Actions)
-	}
-	inventory(b, "n")
-	served := func(out Output) []string {
-		var ids []string
-		for _, act := range out.Actions {
-			ids = append(ids, act.Device)
-		}
-		return ids
-	}
-	// Back and forth: each time it waits in the other queue.
-	for _, model := range []string{"m", "n"} {
-		if out := plan(0); len(out.Actions) != 0 {
+	// spent), then moves to group n's, and back and forth: each time it
+	// waits in the other queue.
+	r.join(b, "m", site)
+	r.join(c, "m", site)
+	for _, model := range []string{"n", "m", "n"} {
+		if out := r.plan(0); len(out.Actions) != 0 {
 			t.Fatalf("with no device budget: %+v", out.Actions)
 		}
-		inventory(b, model)
+		r.join(b, model, site)
 	}
-	if got, want := served(plan(-1)), []string{b, c}; !slices.Equal(got, want) {
-		t.Fatalf("served %v, want %v once each", got, want)
+	var served []string
+	for _, act := range r.plan(-1).Actions {
+		served = append(served, act.Device)
+	}
+	if want := []string{b, c}; !slices.Equal(served, want) {
+		t.Fatalf("served %v, want %v once each", served, want)
 	}
 }
 
@@ -855,42 +848,22 @@ func TestQueuedDeviceChangesModel(t *testing.T) {
 // a device that left and came back while queued, and a device whose last
 // retry notice is due for republishing when its next attempt falls due.
 func TestRetriesGoOutInOrder(t *testing.T) {
-	topics, _ := protocol.NewTopics("root")
-	state := fleet.NewState(fleet.Limits{})
-	ids := []string{"r0", "r1", "r2", "r3", "r4"}
-	online := []byte(`{"v":1,"state":"online"}`)
-	join := func(id string) {
-		announce(t, state, topics, id)
-		state.Apply(topics, topics.Presence(id), online, t0)
-	}
-	for _, id := range ids {
-		join(id)
-	}
 	ro := testRollout(percent(100))
 	ro.Spec.RetryPolicy = &v1.RetryPolicy{Install: 3, Backoff: &metav1.Duration{Duration: time.Minute}}
-	var tr Tracker
-	now := t0
-	plan := func(budget int) []Action {
-		t.Helper()
-		in := Input{Rollout: ro.DeepCopy(), Devices: state.EachReport, Notices: state.Notices(), Topics: topics, Now: now,
-			OfflineGrace: time.Hour, NoticeBudget: -1, DeviceBudget: budget}
-		out := tr.Plan(in, state)
-		if walked, _, _ := walkedActions(&in, &tr, out); !slices.Equal(walked, out.Actions) {
-			t.Fatalf("walked device by device the rules say %+v, the plan %+v", walked, out.Actions)
-		}
-		for _, a := range out.Actions {
-			state.Published(topics, a.Topic, testNotice(t, max(a.Attempt, 1)), now)
-		}
-		ro.Status = out.Status
-		return out.Actions
+	r := newTrackedRollout(t, ro)
+	ids := []string{"r0", "r1", "r2", "r3", "r4"}
+	for _, id := range ids {
+		r.join(id, "m", nil)
 	}
+	topics, state := r.topics, r.state
+	plan := func(budget int) []Action { return r.plan(budget).Actions }
 	fail := func(id string, attempt int) {
 		b, err := protocol.MarshalStatus(&protocol.Status{V: protocol.Version, RolloutUID: uid, Rollout: "ns/r",
 			TargetVersion: "2.0.0", State: protocol.StateFailed, Reason: protocol.ReasonInstallFailed, Attempt: attempt})
 		if err != nil {
 			t.Fatal(err)
 		}
-		state.Apply(topics, topics.Status(id), b, now)
+		state.Apply(topics, topics.Status(id), b, r.now)
 	}
 	plan(-1) // the group notices
 	for _, id := range ids {
@@ -903,7 +876,7 @@ func TestRetriesGoOutInOrder(t *testing.T) {
 		}
 		return strings.Compare(a, b)
 	})
-	now = now.Add(2 * time.Minute)
+	r.now = r.now.Add(2 * time.Minute)
 	retried := func(actions []Action) []string {
 		var got []string
 		for _, a := range actions {
@@ -919,12 +892,12 @@ func TestRetriesGoOutInOrder(t *testing.T) {
 	// One in line goes from the broker and comes back, at its slot,
 	// while the device rate is spent.
 	gone := order[2]
-	state.Apply(topics, topics.Inventory(gone), nil, now)
-	state.Apply(topics, topics.Presence(gone), nil, now)
+	state.Apply(topics, topics.Inventory(gone), nil, r.now)
+	state.Apply(topics, topics.Presence(gone), nil, r.now)
 	if got := retried(plan(0)); len(got) != 0 {
 		t.Fatalf("retries %v with no device budget", got)
 	}
-	join(gone)
+	r.join(gone, "m", nil)
 	fail(gone, 1)
 	rest := slices.Sorted(slices.Values(order[1:])) // in topic order
 	if got := retried(plan(-1)); !slices.Equal(got, rest) {
@@ -933,7 +906,7 @@ func TestRetriesGoOutInOrder(t *testing.T) {
 	// The first device fails its second attempt; weeks later its third
 	// falls due while its second's notice is due for republishing.
 	fail(order[0], 2)
-	now = now.Add(16 * 24 * time.Hour)
+	r.now = r.now.Add(16 * 24 * time.Hour)
 	for _, id := range order[1:] {
 		fail(id, 2)
 	}
@@ -954,8 +927,8 @@ func TestRetriesGoOutInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state.Apply(topics, topics.Status(order[1]), b, now)
-	state.Apply(topics, topics.DeviceNotice(order[1]), testNotice(t, 3), now)
+	state.Apply(topics, topics.Status(order[1]), b, r.now)
+	state.Apply(topics, topics.DeviceNotice(order[1]), testNotice(t, 3), r.now)
 	want := Action{Topic: topics.DeviceNotice(order[1]), Withdraw: true}
 	if got := plan(-1); !slices.Contains(got, want) {
 		t.Fatalf("actions %+v, want %+v", got, want)
