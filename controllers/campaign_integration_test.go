@@ -423,7 +423,10 @@ func TestRolloutEventsOncePerTransition(t *testing.T) {
 	waitPhase(t, ns, "r", v1.PhaseSucceeded, 60*time.Second)
 	want := map[string]int{"WaveStarted": 2, "WaveCompleted": 2, "RolloutProgressing": 1, v1.ReasonRolloutSucceeded: 1}
 	var events map[string][]eventsv1.Event
-	eventually(t, 30*time.Second, "events recorded", func() (bool, string) {
+	// Events are posted in the background, and a post the apiserver
+	// refuses under load is retried after about ten seconds: on a slow
+	// machine one can land well after the phase did.
+	eventually(t, 90*time.Second, "events recorded", func() (bool, string) {
 		events = rolloutEvents(t, ns, "r")
 		for reason, n := range want {
 			if len(events[reason]) != n {
