@@ -126,8 +126,15 @@ func (tr *Tracker) classify(t *target, n int32) {
 	switch {
 	case n > 0 && t.loose:
 		tr.loose[t.id] = struct{}{}
-	case n > 0 || t.loose:
+	case n > 0:
 		delete(tr.loose, t.id)
+	case t.loose:
+		// Unless the device's target at another slot holds the notice
+		// now: one that moved to a lower slot is derived there before
+		// its old slot is cleared.
+		if e, own := tr.notices.byDevice[t.id]; !own || e.holder == 0 {
+			delete(tr.loose, t.id)
+		}
 	}
 }
 

@@ -188,8 +188,8 @@ func (h *history) retain(topic string, payload []byte) {
 // retains, as a session's re-sync does.
 func (h *history) resync() {
 	state := fleet.NewState(fleet.Limits{})
-	for topic, payload := range h.retained {
-		state.Apply(h.topics, topic, payload, h.now)
+	for _, topic := range slices.Sorted(maps.Keys(h.retained)) { // slots as a seed had them
+		state.Apply(h.topics, topic, h.retained[topic], h.now)
 	}
 	h.state = state
 }
@@ -318,8 +318,9 @@ func (h *history) step() {
 		h.apply(h.topics.Status(id), b)
 	case k < 92:
 		// Someone else clears retained notices of ours.
-		for topic, n := range h.state.Notices() {
-			if n.RolloutUID == uid && r.IntN(3) == 0 {
+		notices := h.state.Notices()
+		for _, topic := range slices.Sorted(maps.Keys(notices)) { // a seed replays exactly
+			if notices[topic].RolloutUID == uid && r.IntN(3) == 0 {
 				h.apply(topic, nil)
 			}
 		}
@@ -747,6 +748,9 @@ type trackedRollout struct {
 	ro     *v1.FirmwareRollout
 	tr     Tracker
 	now    time.Time
+	// losePublishes carries out no plan's actions, as a broker that went
+	// away does.
+	losePublishes bool
 }
 
 func newTrackedRollout(t *testing.T, ro *v1.FirmwareRollout) *trackedRollout {
@@ -789,7 +793,9 @@ func (r *trackedRollout) plan(budget int) Output {
 		if !a.Withdraw {
 			payload = testNotice(r.t, max(a.Attempt, 1))
 		}
-		r.state.Published(r.topics, a.Topic, payload, r.now)
+		if !r.losePublishes {
+			r.state.Published(r.topics, a.Topic, payload, r.now)
+		}
 	}
 	r.ro.Status = out.Status
 	return out
@@ -840,6 +846,51 @@ func TestQueuedDeviceChangesModel(t *testing.T) {
 	}
 	if want := []string{b, c}; !slices.Equal(served, want) {
 		t.Fatalf("served %v, want %v once each", served, want)
+	}
+}
+
+// TestLooseNoticesSurviveASlotTrade: two devices already on the target
+// version (no per-device rule keeps their own notices) trade slots while
+// the withdrawals of those notices are lost: the next plan withdraws both
+// again. (The device that moved to the lower slot is derived there before
+// its old slot is cleared; clearing it once dropped its notice from the
+// loose ones.)
+func TestLooseNoticesSurviveASlotTrade(t *testing.T) {
+	r := newTrackedRollout(t, testRollout(percent(100)))
+	current := func(id string) {
+		b, err := protocol.MarshalInventory(&protocol.Inventory{V: protocol.Version, DeviceID: id, Model: "m",
+			HardwareRevision: "r", FirmwareVersion: "2.0.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.state.Apply(r.topics, r.topics.Inventory(id), b, r.now)
+	}
+	current("A")
+	current("B")
+	r.join("C", "m", nil) // keeps the rollout going
+	for _, id := range []string{"A", "B"} {
+		r.state.Apply(r.topics, r.topics.DeviceNotice(id), testNotice(t, 1), r.now)
+	}
+	withdrawals := func(actions []Action) (ids []string) {
+		for _, a := range actions {
+			if id, _, err := r.topics.ParseDeviceTopic(a.Topic); err == nil && a.Withdraw {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	r.losePublishes = true
+	if got := withdrawals(r.plan(-1).Actions); !slices.Equal(got, []string{"A", "B"}) {
+		t.Fatalf("first plan withdraws %v, want A and B", got)
+	}
+	r.losePublishes = false
+	for _, id := range []string{"A", "B"} {
+		r.state.Apply(r.topics, r.topics.Inventory(id), nil, r.now)
+	}
+	current("A") // takes B's slot
+	current("B") // takes A's
+	if got := withdrawals(r.plan(-1).Actions); !slices.Equal(got, []string{"A", "B"}) {
+		t.Fatalf("after the trade the plan withdraws %v, want A and B", got)
 	}
 }
 
