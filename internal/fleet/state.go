@@ -130,18 +130,12 @@ type State struct {
 	// forgotten devices, for reuse.
 	slots []*Device
 	free  []int32
-	// changed logs the slots of devices whose record changed, oldest
-	// first, so that a planner catches up on what changed since it last
-	// looked (Catch) instead of walking every device. changedBase
-	// is the log position of changed[0]. The log is bounded: a planner
-	// that fell further behind than it reaches walks the fleet again.
-	changed     []int32
-	changedBase uint64
-	// noticesChanged logs the topics of notices that came, went or
-	// changed, the same way, for planners that keep an index of them.
-	noticesChanged     []string
-	noticesChangedBase uint64
-	malformed          int64
+	// changed logs the slots of devices whose record changed (touch),
+	// noticesChanged the topics of notices that came, went or changed
+	// (noticeChanged), for planners that catch up (Catch, CatchNotices).
+	changed        changeLog[int32]
+	noticesChanged changeLog[string]
+	malformed      int64
 	// overLimit counts messages about devices beyond the cap.
 	overLimit int64
 }
@@ -265,35 +259,13 @@ func (s *State) device(id string) *Device {
 	return d
 }
 
-// touch logs that device d changed. Once the log holds twice what it
-// keeps, the older half goes: amortised O(1) per change, and at most
-// about one entry per device held. A planner that fell behind by more
-// than half the fleet walks it again, which costs about what reading
-// that many changes would.
-func (s *State) touch(d *Device) {
-	s.changed = append(s.changed, d.Slot)
-	keep := max(len(s.devices)/2, minChangeLog)
-	if len(s.changed) >= 2*keep {
-		drop := len(s.changed) - keep
-		s.changedBase += uint64(drop)
-		s.changed = append(s.changed[:0:0], s.changed[drop:]...)
-	}
-}
+// touch logs that device d changed. The log keeps at least half a
+// fleet's worth of changes: a planner that fell further behind walks the
+// fleet again.
+func (s *State) touch(d *Device) { s.changed.add(d.Slot, len(s.devices)/2) }
 
-// noticeChanged logs that the notice at topic came, went or changed,
-// bounded as touch bounds the device log.
-func (s *State) noticeChanged(topic string) {
-	s.noticesChanged = append(s.noticesChanged, topic)
-	keep := max(len(s.notices)/2, minChangeLog)
-	if len(s.noticesChanged) >= 2*keep {
-		drop := len(s.noticesChanged) - keep
-		s.noticesChangedBase += uint64(drop)
-		s.noticesChanged = append(s.noticesChanged[:0:0], s.noticesChanged[drop:]...)
-	}
-}
-
-// minChangeLog is how many changes the log keeps however small the fleet.
-const minChangeLog = 1 << 12
+// noticeChanged logs that the notice at topic came, went or changed.
+func (s *State) noticeChanged(topic string) { s.noticesChanged.add(topic, len(s.notices)/2) }
 
 // Cursor is the change log's current position, for a later Catch.
 // Take it before walking the devices: a change made during the walk is
@@ -301,7 +273,7 @@ const minChangeLog = 1 << 12
 func (s *State) Cursor() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.changedBase + uint64(len(s.changed))
+	return s.changed.end()
 }
 
 // Catch calls fn, under one read lock, for every slot changed since
@@ -318,21 +290,16 @@ func (s *State) Cursor() uint64 {
 func (s *State) Catch(uid string, cursor uint64, extra []int32, ids []string, fn func(slot int32, d *Device, rep *Report)) (next uint64, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	next = s.changedBase + uint64(len(s.changed))
-	if cursor < s.changedBase || cursor > next {
-		return next, false
-	}
-	slots := append(extra, s.changed[cursor-s.changedBase:]...)
 	for _, id := range ids {
 		if d := s.devices[id]; d != nil {
-			slots = append(slots, d.Slot)
+			extra = append(extra, d.Slot)
 		}
 	}
-	slices.Sort(slots)
-	for i, slot := range slots {
-		if i > 0 && slots[i-1] == slot {
-			continue
-		}
+	slots, ok := s.changed.since(cursor, extra)
+	if !ok {
+		return s.changed.end(), false
+	}
+	for _, slot := range slots {
 		var d *Device
 		if slot >= 0 && int(slot) < len(s.slots) {
 			d = s.slots[slot]
@@ -343,7 +310,7 @@ func (s *State) Catch(uid string, cursor uint64, extra []int32, ids []string, fn
 		}
 		fn(slot, d, s.reportOn(d, uid))
 	}
-	return next, true
+	return s.changed.end(), true
 }
 
 // forgetIfEmpty drops a device the broker no longer holds anything for.
@@ -365,7 +332,7 @@ func (s *State) EachNotice(fn func(topic string, ref NoticeRef)) (cursor uint64)
 	for topic, ref := range s.notices {
 		fn(topic, ref)
 	}
-	return s.noticesChangedBase + uint64(len(s.noticesChanged))
+	return s.noticesChanged.end()
 }
 
 // CatchNotices calls fn, under one read lock, for every notice topic
@@ -377,20 +344,15 @@ func (s *State) EachNotice(fn func(topic string, ref NoticeRef)) (cursor uint64)
 func (s *State) CatchNotices(cursor uint64, fn func(topic string, ref NoticeRef, ok bool)) (next uint64, ok bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	next = s.noticesChangedBase + uint64(len(s.noticesChanged))
-	if cursor < s.noticesChangedBase || cursor > next {
-		return next, false
+	topics, ok := s.noticesChanged.since(cursor, nil)
+	if !ok {
+		return s.noticesChanged.end(), false
 	}
-	topics := slices.Clone(s.noticesChanged[cursor-s.noticesChangedBase:])
-	slices.Sort(topics)
-	for i, topic := range topics {
-		if i > 0 && topics[i-1] == topic {
-			continue
-		}
+	for _, topic := range topics {
 		ref, ok := s.notices[topic]
 		fn(topic, ref, ok)
 	}
-	return next, true
+	return s.noticesChanged.end(), true
 }
 
 // Notices returns a copy of the retained notices by topic.
