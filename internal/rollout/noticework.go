@@ -94,8 +94,7 @@ func (tr *Tracker) classify(t *target, n int32) {
 		tr.notices.byDevice[t.id] = e
 	}
 	if n > 0 {
-		t.work, t.owned, t.loose = tr.workOf(t)
-		t.due = retryPath(t) && tr.servable(t) && t.progress == retrying && unixSeconds(tr.now) >= t.retryAt
+		t.work, t.owned, t.loose, t.due = tr.workOf(t)
 	}
 	rw := &tr.retryWork
 	if t.due {
@@ -140,30 +139,32 @@ func (tr *Tracker) classify(t *target, n int32) {
 
 // workOf is t's notice work now; owned reports that its own notice of
 // ours is out and it is served first-attempt notices, loose that its own
-// notice is out and no per-device rule keeps it.
-func (tr *Tracker) workOf(t *target) (work noticeWork, owned, loose bool) {
+// notice is out and no per-device rule keeps it, due that its next
+// attempt is due.
+func (tr *Tracker) workOf(t *target) (work noticeWork, owned, loose, due bool) {
 	ref, own := tr.notices.byDevice[t.id]
 	if !tr.servable(t) {
-		return noWork, false, own
+		return noWork, false, own, false
 	}
 	if retryPath(t) {
+		due = t.progress == retrying && unixSeconds(tr.now) >= t.retryAt
 		switch {
 		case own && int(ref.attempt) == int(t.attempt) && ref.fresh(int(t.attempt), tr.now):
-			return keepRetry, false, false
+			return keepRetry, false, false, due
 		case own && int(ref.attempt) == int(t.attempt):
-			return renewRetry, false, false
+			return renewRetry, false, false, due
 		case own:
-			return dropRetry, false, false
+			return dropRetry, false, false, due
 		}
-		return noWork, false, false
+		return noWork, false, false, due
 	}
 	switch {
 	case t.progress == waiting && !own:
-		return firstNotice, false, false
+		return firstNotice, false, false, false
 	case own && ref.fresh(1, tr.now):
-		return keepNotice, true, false
+		return keepNotice, true, false, false
 	}
-	return renewNotice, own, false
+	return renewNotice, own, false, false
 }
 
 // due is when n is to be published again, unix nanoseconds, 0 for
@@ -189,7 +190,7 @@ func startedWaves(waves []v1.WaveStatus) []bool {
 // anyway.
 func (tr *Tracker) reclassify(started []bool) {
 	tr.started = started
-	tr.startLoose()
+	tr.loose = map[string]struct{}{}
 	for _, g := range tr.groups {
 		g.firstNotices, g.renewals, g.owned, g.queue = 0, 0, 0, nil
 	}
@@ -199,28 +200,16 @@ func (tr *Tracker) reclassify(started []bool) {
 		t.queued, t.dueQueued = false, false
 		tr.classify(t, 1)
 	}
-	tr.trimLoose()
+	tr.looseOrphans()
 }
 
-// startLoose takes every device notice for loose, until the targets,
-// classified next, say otherwise (trimLoose then).
-func (tr *Tracker) startLoose() {
-	tr.loose = make(map[string]struct{}, len(tr.notices.byDevice))
-	for id := range tr.notices.byDevice {
-		tr.loose[id] = struct{}{}
-	}
-}
-
-// trimLoose gives back the room startLoose made for the loose notices:
-// usually few are left of a million.
-func (tr *Tracker) trimLoose() {
-	if len(tr.loose) < len(tr.notices.byDevice)/4 {
-		// Copied key by key: a map's clone keeps its size.
-		small := make(map[string]struct{}, len(tr.loose))
-		for id := range tr.loose {
-			small[id] = struct{}{}
+// looseOrphans adds to the loose notices those of devices no target
+// holds, once every target is classified.
+func (tr *Tracker) looseOrphans() {
+	for id, e := range tr.notices.byDevice {
+		if e.holder == 0 {
+			tr.loose[id] = struct{}{}
 		}
-		tr.loose = small
 	}
 }
 

@@ -155,7 +155,7 @@ func (tr *Tracker) rebuild(in *Input, state *fleet.State, key trackerKey) error 
 		tr.cursor = state.Cursor()
 	}
 	tr.notices, tr.noticeCursor = indexNotices(in, sel, state)
-	tr.startLoose()
+	tr.loose = map[string]struct{}{}
 	targets := make([]target, 0, in.SizeHint)
 	in.Devices(string(ro.UID), func(d *fleet.Device, rep *fleet.Report) {
 		if t, ok := sel.derive(in, &tr.notices, d, rep, key.ending); ok {
@@ -183,7 +183,7 @@ func (tr *Tracker) rebuild(in *Input, state *fleet.State, key trackerKey) error 
 		}
 	}
 	heap.Init(&tr.wakes)
-	tr.trimLoose()
+	tr.looseOrphans()
 	return nil
 }
 
