@@ -293,8 +293,13 @@ func (tr *Tracker) noticeActions(in *Input, waves []v1.WaveStatus, hold bool) (a
 			held = true
 			continue
 		}
-		for _, q := range tr.firstNoticeQueue(g) {
-			t := tr.candidate(g, q)
+		members := func(yield func(*target)) {
+			for _, i := range g.members {
+				yield(&tr.targets[i])
+			}
+		}
+		for _, e := range tr.read(&g.queue, waitFirst, int(g.firstNotices), members) {
+			t := tr.waiter(waitFirst, e)
 			if t == nil {
 				continue
 			}
@@ -311,7 +316,7 @@ func (tr *Tracker) noticeActions(in *Input, waves []v1.WaveStatus, hold bool) (a
 			}
 			publish = append(publish, Action{Topic: in.Topics.DeviceNotice(t.id), Device: t.id, Attempt: 1, Devices: 1})
 		}
-		tr.dropServed(g)
+		tr.dropServed(&g.queue, waitFirst)
 	}
 	// Retries go device by device whatever the group does, with the next
 	// attempt once the backoff has passed, and are paced like new devices,
@@ -319,8 +324,13 @@ func (tr *Tracker) noticeActions(in *Input, waves []v1.WaveStatus, hold bool) (a
 	// on it, or while its next attempt waits for the device rate.
 	var sent map[int32]bool
 	if rw := &tr.retryWork; rw.dues > 0 && open && !capped() {
-		for _, e := range tr.dueQueue() {
-			t := tr.dueTarget(e)
+		retryPath := func(yield func(*target)) {
+			for slot := range tr.retries {
+				yield(tr.at(slot))
+			}
+		}
+		for _, e := range tr.read(&rw.queue, waitRetry, rw.dues, retryPath) {
+			t := tr.waiter(waitRetry, e)
 			if t == nil {
 				continue
 			}
@@ -340,7 +350,7 @@ func (tr *Tracker) noticeActions(in *Input, waves []v1.WaveStatus, hold bool) (a
 				publish = append(publish, Action{Topic: in.Topics.DeviceNotice(t.id), Device: t.id, Attempt: int(t.attempt) + 1, Devices: 1})
 			}
 		}
-		tr.dropDueServed()
+		tr.dropServed(&rw.queue, waitRetry)
 	}
 	for slot := range tr.retryWork.renewals {
 		if t := tr.at(slot); !sent[slot] {

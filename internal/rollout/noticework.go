@@ -3,7 +3,6 @@ package rollout
 import (
 	"math"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -41,34 +40,11 @@ const (
 
 // retryWork is the notice work of the devices on the retry path, kept
 // like the groups' (classify): the slots of those whose notice must go
-// out again or go, and those whose next attempt is due, queued in the
-// order the device rate serves them (cohort, model, ID).
+// out again or go, and those whose next attempt is due, queued.
 type retryWork struct {
 	renewals, drops map[int32]struct{}
 	dues            int
-	// queue is built when first needed; pending holds those that came
-	// due since, merged in before the queue is read.
-	queue, pending []dueEntry
-}
-
-// dueEntry is a device in the queue of due retries.
-type dueEntry struct {
-	id, model string
-	slot      int32
-	cohort    uint8
-}
-
-func (e dueEntry) compare(o dueEntry) int {
-	if e.cohort != o.cohort {
-		return int(e.cohort) - int(o.cohort)
-	}
-	if c := strings.Compare(e.model, o.model); c != 0 {
-		return c
-	}
-	if c := strings.Compare(e.id, o.id); c != 0 {
-		return c
-	}
-	return int(e.slot) - int(o.slot)
+	queue           waitQueue
 }
 
 // servable reports whether a notice of the rollout may serve t now: its
@@ -99,9 +75,8 @@ func (tr *Tracker) classify(t *target, n int32) {
 	rw := &tr.retryWork
 	if t.due {
 		rw.dues += int(n)
-		if n > 0 && !t.dueQueued && rw.queue != nil {
-			rw.pending = append(rw.pending, dueEntry{t.id, t.model, t.slot, t.cohort})
-			t.dueQueued = true
+		if n > 0 {
+			rw.queue.add(waitRetry, t)
 		}
 	}
 	switch t.work {
@@ -111,8 +86,8 @@ func (tr *Tracker) classify(t *target, n int32) {
 		setMember(&rw.drops, t.slot, n > 0)
 	case firstNotice:
 		g.firstNotices += n
-		if n > 0 && !t.queued && g.queue != nil {
-			g.enqueue(t)
+		if n > 0 {
+			g.queue.add(waitFirst, t)
 		}
 	case renewNotice:
 		g.renewals += n
@@ -192,7 +167,7 @@ func (tr *Tracker) reclassify(started []bool) {
 	tr.started = started
 	tr.loose = map[string]struct{}{}
 	for _, g := range tr.groups {
-		g.firstNotices, g.renewals, g.owned, g.queue = 0, 0, 0, nil
+		g.firstNotices, g.renewals, g.owned, g.queue = 0, 0, 0, waitQueue{}
 	}
 	tr.retryWork = retryWork{}
 	for i := range tr.targets {
@@ -213,80 +188,144 @@ func (tr *Tracker) looseOrphans() {
 	}
 }
 
+// waitQueue is devices waiting for a notice in the order the cap and the
+// device rate serve them, (cohort, model, ID): a group's first-notice
+// candidates, or the due retries. It is built when first read; devices
+// that start waiting later are pending until the next read merges them
+// in. Entries whose device no longer waits are skipped, dropped once they
+// reach the front (dropServed), and the queue is built again once they
+// outnumber the waiting.
+type waitQueue struct {
+	entries, pending []queueEntry // entries nil: not built
+}
+
+// queueEntry is a device in a waitQueue.
+type queueEntry struct {
+	id, model string
+	slot      int32
+	cohort    uint8
+}
+
+func (e queueEntry) compare(o queueEntry) int {
+	if e.cohort != o.cohort {
+		return int(e.cohort) - int(o.cohort)
+	}
+	if c := strings.Compare(e.model, o.model); c != 0 {
+		return c
+	}
+	if c := strings.Compare(e.id, o.id); c != 0 {
+		return c
+	}
+	return int(e.slot) - int(o.slot)
+}
+
+// waitKind is what a waitQueue's devices wait for.
+type waitKind uint8
+
+const (
+	waitFirst waitKind = iota // a first notice
+	waitRetry                 // a due retry
+)
+
+// queued is t's mark of having an entry in the queue of kind k.
+func (k waitKind) queued(t *target) *bool {
+	if k == waitRetry {
+		return &t.dueQueued
+	}
+	return &t.queued
+}
+
+// waits reports whether t waits in a queue of kind k.
+func (k waitKind) waits(t *target) bool {
+	if k == waitRetry {
+		return t.due
+	}
+	return t.work == firstNotice
+}
+
 // minQueue is how many entries that no longer count a queue may carry
 // before it is built again, however few count.
 const minQueue = 64
 
-// queued is a first-notice candidate in its group's queue.
-type queued struct {
-	id   string
-	slot int32
-}
-
-// enqueue puts t in its group's queue, in ID order, unless an entry of
-// its from before it left the group is still there.
-func (g *group) enqueue(t *target) {
-	i := sort.Search(len(g.queue), func(i int) bool { return g.queue[i].id >= t.id })
-	t.queued = true
-	for j := i; j < len(g.queue) && g.queue[j].id == t.id; j++ {
-		if g.queue[j].slot == t.slot {
-			return
-		}
+// add queues t, which now waits, unless it has an entry still (one from
+// before it stopped waiting keeps its place).
+func (q *waitQueue) add(k waitKind, t *target) {
+	if m := k.queued(t); q.entries != nil && !*m {
+		q.pending = append(q.pending, queueEntry{t.id, t.model, t.slot, t.cohort})
+		*m = true
 	}
-	g.queue = slices.Insert(g.queue, i, queued{t.id, t.slot})
 }
 
-// firstNoticeQueue returns g's first-notice candidates in ID order,
-// building the queue the first time: later candidates are inserted as
-// they come (classify), and entries that are no longer candidates are
-// skipped (candidate) and dropped once at the front (dropServed).
-func (tr *Tracker) firstNoticeQueue(g *group) []queued {
-	if len(g.queue) > 2*int(g.firstNotices)+minQueue {
+// read returns q's entries in order. count is how many devices wait in
+// it; each visits the targets that may (a group's members, the retry
+// path), for building it.
+func (tr *Tracker) read(q *waitQueue, k waitKind, count int, each func(yield func(*target))) []queueEntry {
+	if len(q.entries)+len(q.pending) > 2*count+minQueue {
 		// Mostly devices that stopped waiting somewhere in the middle:
 		// start over rather than carry them.
-		for _, q := range g.queue {
-			if t := tr.at(q.slot); t != nil && t.id == q.id && t.model == g.key.model {
-				t.queued = false
+		for _, e := range slices.Concat(q.entries, q.pending) {
+			if t := tr.at(e.slot); t != nil && t.id == e.id && t.model == e.model {
+				*k.queued(t) = false
 			}
 		}
-		g.queue = nil
+		*q = waitQueue{}
 	}
-	if g.queue == nil {
-		g.queue = make([]queued, 0, g.firstNotices)
-		for _, i := range g.members {
-			if t := &tr.targets[i]; t.work == firstNotice {
-				g.queue = append(g.queue, queued{t.id, t.slot})
-				t.queued = true
+	if q.entries == nil {
+		q.entries = make([]queueEntry, 0, count)
+		each(func(t *target) {
+			if k.waits(t) {
+				q.entries = append(q.entries, queueEntry{t.id, t.model, t.slot, t.cohort})
+				*k.queued(t) = true
+			}
+		})
+		slices.SortFunc(q.entries, queueEntry.compare)
+		return q.entries
+	}
+	if len(q.pending) > 0 {
+		slices.SortFunc(q.pending, queueEntry.compare)
+		merged := make([]queueEntry, 0, len(q.entries)+len(q.pending))
+		i, j := 0, 0
+		for i < len(q.entries) || j < len(q.pending) {
+			var e queueEntry
+			if j == len(q.pending) || i < len(q.entries) && q.entries[i].compare(q.pending[j]) <= 0 {
+				e, i = q.entries[i], i+1
+			} else {
+				e, j = q.pending[j], j+1
+			}
+			// A device that left and came back at its slot may still
+			// have its old entry: one is enough.
+			if n := len(merged); n == 0 || merged[n-1] != e {
+				merged = append(merged, e)
 			}
 		}
-		slices.SortFunc(g.queue, func(a, b queued) int { return strings.Compare(a.id, b.id) })
+		q.entries, q.pending = merged, nil
 	}
-	return g.queue
+	return q.entries
 }
 
-// candidate returns the target q in g's queue names if it still waits
-// for its first notice in g, nil otherwise. A device whose model changed
-// is queued in its new group too, and must be served from there alone.
-func (tr *Tracker) candidate(g *group, q queued) *target {
-	if t := tr.at(q.slot); t != nil && t.id == q.id && t.model == g.key.model && t.queued && t.work == firstNotice {
+// waiter returns the target e names if it still waits in its queue, nil
+// otherwise. A device whose model changed is queued in its new group too,
+// and must be served from there alone.
+func (tr *Tracker) waiter(k waitKind, e queueEntry) *target {
+	if t := tr.at(e.slot); t != nil && t.id == e.id && t.model == e.model && *k.queued(t) && k.waits(t) {
 		return t
 	}
 	return nil
 }
 
-// dropServed drops the entries at the front of g's queue that are no
-// longer candidates: the devices its notices reached. An entry whose
-// device became a candidate again stays, so it is never queued twice.
-func (tr *Tracker) dropServed(g *group) {
+// dropServed drops the entries at the front of q whose devices no longer
+// wait: those its notices reached. An entry whose device waits again
+// stays, so it is never queued twice.
+func (tr *Tracker) dropServed(q *waitQueue, k waitKind) {
 	n := 0
-	for n < len(g.queue) && tr.candidate(g, g.queue[n]) == nil {
-		if t := tr.at(g.queue[n].slot); t != nil && t.id == g.queue[n].id && t.model == g.key.model {
-			t.queued = false
+	for n < len(q.entries) && tr.waiter(k, q.entries[n]) == nil {
+		if t := tr.at(q.entries[n].slot); t != nil && t.id == q.entries[n].id && t.model == q.entries[n].model {
+			*k.queued(t) = false
 		}
 		n++
 	}
 	if n > 0 {
-		g.queue = slices.Delete(g.queue, 0, n)
+		q.entries = slices.Delete(q.entries, 0, n)
 	}
 }
 
@@ -310,75 +349,4 @@ func unixSeconds(ns int64) int64 {
 		s--
 	}
 	return s
-}
-
-// dueQueue returns the due retries in the order the device rate serves
-// them, building the queue from the retry path the first time and
-// merging in those that came due since.
-func (tr *Tracker) dueQueue() []dueEntry {
-	rw := &tr.retryWork
-	if len(rw.queue)+len(rw.pending) > 2*rw.dues+minQueue {
-		for _, e := range append(rw.queue, rw.pending...) {
-			if t := tr.at(e.slot); t != nil && t.id == e.id && t.model == e.model {
-				t.dueQueued = false
-			}
-		}
-		rw.queue, rw.pending = nil, nil
-	}
-	if rw.queue == nil {
-		rw.queue, rw.pending = make([]dueEntry, 0, rw.dues), nil
-		for slot := range tr.retries {
-			if t := tr.at(slot); t.due {
-				rw.queue = append(rw.queue, dueEntry{t.id, t.model, t.slot, t.cohort})
-				t.dueQueued = true
-			}
-		}
-		slices.SortFunc(rw.queue, dueEntry.compare)
-		return rw.queue
-	}
-	if len(rw.pending) > 0 {
-		slices.SortFunc(rw.pending, dueEntry.compare)
-		merged := make([]dueEntry, 0, len(rw.queue)+len(rw.pending))
-		i, j := 0, 0
-		for i < len(rw.queue) || j < len(rw.pending) {
-			var e dueEntry
-			if j == len(rw.pending) || i < len(rw.queue) && rw.queue[i].compare(rw.pending[j]) <= 0 {
-				e, i = rw.queue[i], i+1
-			} else {
-				e, j = rw.pending[j], j+1
-			}
-			// A device that was due, stopped, and came due again may
-			// still have its old entry: one is enough.
-			if n := len(merged); n == 0 || merged[n-1] != e {
-				merged = append(merged, e)
-			}
-		}
-		rw.queue, rw.pending = merged, nil
-	}
-	return rw.queue
-}
-
-// dueTarget returns the target e names if its retry is still due, nil
-// otherwise.
-func (tr *Tracker) dueTarget(e dueEntry) *target {
-	if t := tr.at(e.slot); t != nil && t.id == e.id && t.model == e.model && t.dueQueued && t.due {
-		return t
-	}
-	return nil
-}
-
-// dropDueServed drops the entries at the front of the due queue whose
-// retries are no longer due: those that went out.
-func (tr *Tracker) dropDueServed() {
-	q := tr.retryWork.queue
-	n := 0
-	for n < len(q) && tr.dueTarget(q[n]) == nil {
-		if t := tr.at(q[n].slot); t != nil && t.id == q[n].id && t.model == q[n].model {
-			t.dueQueued = false
-		}
-		n++
-	}
-	if n > 0 {
-		tr.retryWork.queue = slices.Delete(q, 0, n)
-	}
 }

@@ -101,10 +101,9 @@ type group struct {
 	waiting int32
 	// Notice work of its members in started waves (noticework.go):
 	// first-notice candidates, renewals due, and members whose own
-	// first notice is out; queue is the candidates in ID order, built
-	// when first needed.
+	// first notice is out; queue is the candidates, in ID order.
 	firstNotices, renewals, owned int32
-	queue                         []queued
+	queue                         waitQueue
 }
 
 // follow brings the tracker up to date with in (and state, the fleet the
