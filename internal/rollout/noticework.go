@@ -188,6 +188,17 @@ func (tr *Tracker) looseOrphans() {
 	}
 }
 
+// settleLoose decides whether the device id's own notice is loose where
+// its target cannot (classify): it has none, or no target holds it.
+func (tr *Tracker) settleLoose(id string) {
+	switch e, own := tr.notices.byDevice[id]; {
+	case !own:
+		delete(tr.loose, id)
+	case e.holder == 0:
+		tr.loose[id] = struct{}{}
+	}
+}
+
 // waitQueue is devices waiting for a notice in the order the cap and the
 // device rate serve them, (cohort, model, ID): a group's first-notice
 // candidates, or the due retries. It is built when first read; devices

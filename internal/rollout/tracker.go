@@ -198,13 +198,8 @@ func (tr *Tracker) update(in *Input) bool {
 	var ids []string
 	noticeCursor, ok := tr.notices.catchUp(in, tr.state, tr.noticeCursor, func(id string) {
 		ids = append(ids, id)
-		// Loose unless a target says otherwise: deriving the device's
-		// target again below decides.
-		if _, own := tr.notices.byDevice[id]; own {
-			tr.loose[id] = struct{}{}
-		} else {
-			delete(tr.loose, id)
-		}
+		// Deriving the device's target again below decides the rest.
+		tr.settleLoose(id)
 	}, func(k groupKey) {
 		if g := tr.groups[k]; g != nil {
 			for _, i := range g.members {
@@ -305,9 +300,7 @@ func (tr *Tracker) remove(slot int32) {
 	i := tr.pos[slot] - 1
 	t := &tr.targets[i]
 	tr.count(t, -1)
-	if e, own := tr.notices.byDevice[t.id]; own && e.holder == 0 {
-		tr.loose[t.id] = struct{}{} // no target keeps it now
-	}
+	tr.settleLoose(t.id)
 	tr.leave(t, i)
 	tr.pos[slot] = 0
 	last := int32(len(tr.targets) - 1)
